@@ -1,0 +1,49 @@
+import type { Config } from './schema.js';
+import { ipv4ToInt, parseCidr } from './ipv4.js';
+import { parseSize } from './parse-size.js';
+
+type Invalid = (key: string, value: unknown, allowed: string) => Error;
+
+/** Rules the schema cannot express: uniqueness, references between keys, addresses inside the subnet. */
+export function checkConfigSemantics(config: Config, invalid: Invalid): void {
+  const subnet = parseCidr(config.dhcp.subnet);
+  const inSubnet = (ip: string) => (ipv4ToInt(ip) & subnet.mask) >>> 0 === subnet.network;
+  const { start, end } = config.dhcp.pool;
+  if (config.dhcp.mode === 'authoritative') {
+    if (!inSubnet(start)) throw invalid('dhcp.pool.start', start, `an address inside dhcp.subnet ${config.dhcp.subnet}`);
+    if (!inSubnet(end)) throw invalid('dhcp.pool.end', end, `an address inside dhcp.subnet ${config.dhcp.subnet}`);
+    if (ipv4ToInt(end) < ipv4ToInt(start)) throw invalid('dhcp.pool.end', end, `an address not below dhcp.pool.start ${start}`);
+  }
+  const volumes = new Set<string>();
+  config.volumes.forEach((v, i) => {
+    if (volumes.has(v.name)) throw invalid(`volumes[${i}].name`, v.name, 'a name no other volume has');
+    volumes.add(v.name);
+    if (v.size !== undefined) {
+      try {
+        parseSize(v.size);
+      } catch {
+        throw invalid(`volumes[${i}].size`, v.size, 'a byte count or a size like 64MiB, 10G');
+      }
+    }
+    if (v.size === undefined && v.source === undefined) throw invalid(`volumes[${i}].size`, undefined, 'a size, unless source is given');
+  });
+  const names = new Set<string>();
+  const macs = new Set<string>();
+  const ips = new Set<string>();
+  config.nodes.forEach((n, i) => {
+    if (names.has(n.name)) throw invalid(`nodes[${i}].name`, n.name, 'a name no other node has');
+    names.add(n.name);
+    if (macs.has(n.mac)) throw invalid(`nodes[${i}].mac`, n.mac, 'a MAC no other node has');
+    macs.add(n.mac);
+    if (n.ip !== undefined) {
+      if (!inSubnet(n.ip)) throw invalid(`nodes[${i}].ip`, n.ip, `an address inside dhcp.subnet ${config.dhcp.subnet}`);
+      if (ips.has(n.ip)) throw invalid(`nodes[${i}].ip`, n.ip, 'an address no other node has');
+      ips.add(n.ip);
+    }
+    if (n.boot === 'sanboot') {
+      if (n.volume === undefined) throw invalid(`nodes[${i}].volume`, undefined, 'the name of a volume (required when boot is sanboot)');
+      if (!volumes.has(n.volume)) throw invalid(`nodes[${i}].volume`, n.volume, `one of the declared volumes: ${[...volumes].join(', ') || '(none declared)'}`);
+    }
+    if (n.boot === 'script' && n.script === undefined) throw invalid(`nodes[${i}].script`, undefined, 'an iPXE script (required when boot is script)');
+  });
+}

@@ -1,0 +1,13 @@
+import { configErrors } from './config-errors.js';
+import type { ErrorSpec } from './error-spec.js';
+
+/**
+ * The one error catalogue: every stable code the project raises, composed from one table
+ * per area (each area keeps its table in `<area>-errors.ts` beside this file). docs/errors.md
+ * lists every code; a test checks that it does.
+ */
+export const catalogue = {
+  ...configErrors,
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof catalogue;

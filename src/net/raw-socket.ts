@@ -1,0 +1,38 @@
+/**
+ * The contract of the native AF_PACKET addon (native/), as the rest of the code sees it.
+ * DHCP and RA use it to receive and send whole Ethernet frames on exactly one interface;
+ * AoE will too. Implemented by `openRawSocket` in ./open-raw-socket.ts.
+ */
+export interface RawSocketOptions {
+  /** Interface to bind to, e.g. "br0". The socket sees frames of this interface only. */
+  readonly ifname: string;
+  /** EtherType to receive (0x0800 IPv4, 0x86dd IPv6, 0x88a2 AoE). */
+  readonly etherType: number;
+  /**
+   * Optional classic BPF program run in the kernel before frames reach JS, as
+   * [code, jt, jf, k] tuples (see `man 7 socket`, SO_ATTACH_FILTER).
+   */
+  readonly filter?: ReadonlyArray<readonly [number, number, number, number]>;
+  /** SO_RCVBUF in bytes; bursts lose frames below ~1 MiB. */
+  readonly receiveBufferBytes?: number;
+}
+
+export interface InterfaceInfo {
+  readonly ifname: string;
+  readonly ifindex: number;
+  /** 6 bytes. */
+  readonly mac: Buffer;
+  readonly mtu: number;
+}
+
+export interface RawSocket extends InterfaceInfo {
+  /**
+   * Registers the receiver. Called once per frame, with a Buffer the callee may keep
+   * (each frame gets its own memory). Frames arrive in kernel order.
+   */
+  onFrame(handler: (frame: Buffer) => void): void;
+  /** Sends one whole Ethernet frame (header included, no FCS). Throws on EMSGSIZE etc. */
+  send(frame: Buffer): void;
+  /** Stops receiving and closes the descriptor; safe to call twice. */
+  close(): void;
+}
