@@ -1,4 +1,5 @@
 import { configErrors } from './config-errors.js';
+import { wireErrors } from './wire-errors.js';
 import type { ErrorSpec } from './error-spec.js';
 
 /**
@@ -8,6 +9,7 @@ import type { ErrorSpec } from './error-spec.js';
  */
 export const catalogue = {
   ...configErrors,
+  ...wireErrors,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof catalogue;
