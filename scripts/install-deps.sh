@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   libiscsi-bin open-iscsi tgt                   # iSCSI interop (iscsi-ls, iscsistart) and the tgt peer
   dnsmasq-base atftpd atftp                     # DHCP/TFTP peers, TFTP interop client
   python3 make g++                              # node-gyp toolchain for the native addon
+  busybox-static                                # udhcpc: a real DHCP client for the DHCP interop tests
 )
 
 missing=()
