@@ -1,5 +1,6 @@
 import { configErrors } from './config-errors.js';
 import { wireErrors } from './wire-errors.js';
+import { tftpErrors } from './tftp-errors.js';
 import type { ErrorSpec } from './error-spec.js';
 
 /**
@@ -10,6 +11,7 @@ import type { ErrorSpec } from './error-spec.js';
 export const catalogue = {
   ...configErrors,
   ...wireErrors,
+  ...tftpErrors,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof catalogue;
