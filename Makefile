@@ -11,7 +11,7 @@ deps:
 
 native: deps
 	@if [ -f native/binding.gyp ]; then \
-	  if [ ! -f native/build/Release/diskless_raw.node ] || [ -n "$$(find native -name '*.c' -newer native/build/Release/diskless_raw.node)" ]; then \
+	  if [ ! -f native/build/Release/diskless_raw.node ] || [ -n "$$(find native -maxdepth 1 \( -name '*.c' -o -name binding.gyp \) -newer native/build/Release/diskless_raw.node)" ]; then \
 	    node $(NODE_GYP) rebuild --directory native --nodedir=/usr >/dev/null; fi; fi
 
 build: deps native

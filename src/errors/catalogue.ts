@@ -1,6 +1,7 @@
 import { configErrors } from './config-errors.js';
 import { wireErrors } from './wire-errors.js';
 import { tftpErrors } from './tftp-errors.js';
+import { netErrors } from './net-errors.js';
 import type { ErrorSpec } from './error-spec.js';
 
 /**
@@ -12,6 +13,7 @@ export const catalogue = {
   ...configErrors,
   ...wireErrors,
   ...tftpErrors,
+  ...netErrors,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof catalogue;

@@ -35,4 +35,24 @@ export interface RawSocket extends InterfaceInfo {
   send(frame: Buffer): void;
   /** Stops receiving and closes the descriptor; safe to call twice. */
   close(): void;
+  /**
+   * Optional: registers a receiver for receive errors (ENETDOWN while the link is down...).
+   * Each is reported once and cleared; the socket keeps working when the link returns.
+   * Without a handler they are only counted in `statistics().receiveErrors`.
+   */
+  onError?(handler: (err: Error) => void): void;
+  /** Optional: counters since open, for the owning server's metrics. */
+  statistics?(): RawSocketStatistics;
+}
+
+/** Counters of one raw socket since it was opened. */
+export interface RawSocketStatistics {
+  /** Frames delivered to JS. */
+  readonly received: number;
+  /** Frames the kernel dropped because the receive buffer was full (PACKET_STATISTICS). */
+  readonly kernelDrops: number;
+  /** Frames larger than the addon's 64 KiB receive buffer, dropped. */
+  readonly truncated: number;
+  /** recvfrom errors reported (and cleared) since open. */
+  readonly receiveErrors: number;
 }

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "diskless_raw",
+      "sources": ["diskless_raw.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
+    }
+  ]
+}
