@@ -3,10 +3,13 @@
  * stopped in reverse when the caller's AbortSignal fires. Only this file wires layers
  * together; the CLI (`diskless serve`), the lab and the e2e tests all call `runServer`.
  */
+import { join } from 'node:path';
 import type { Config } from './config/schema.js';
+import { BootControl } from './control/boot-control.js';
 import type { Logger } from './observe/logger.js';
 import { silentLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
+import { HttpBootServer } from './services/http/http-boot-server.js';
 import type { Service } from './services/service.js';
 
 export interface RunServerOptions {
@@ -19,8 +22,10 @@ export interface RunServerOptions {
 }
 
 export interface RunningServer {
-  /** The started services, in start order. */
+  /** The started services, in start order (the control layer first). */
   readonly services: readonly Service[];
+  /** The control layer: BootPolicy for DHCP, ScriptSource for HTTP; `setInventory` applies a new node list live. */
+  readonly control: BootControl;
   readonly metrics: Metrics;
   /** Resolves once every service has stopped after the signal fired; rejects only on a bug. */
   readonly stopped: Promise<void>;
@@ -31,15 +36,33 @@ interface Wiring {
   readonly config: Config;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** BootPolicy (DHCP), ScriptSource (HTTP). */
+  readonly control: BootControl;
+}
+
+/** Directories derived from the config: explicit keys win, else folders of server.dataDir. */
+function directories(config: Config): { http: string; tftp: string } {
+  return {
+    http: config.http.root ?? join(config.server.dataDir, 'http'),
+    tftp: config.tftp.root ?? join(config.server.dataDir, 'tftp'),
+  };
 }
 
 /**
- * Constructs the services `config` enables, in start order. Adding a service is one entry
- * here: construct it from its config section and the shared wiring.
+ * Constructs the services `config` enables, in start order (stopped in reverse). Adding a
+ * service is one entry in this list: `config.x.enabled ? new XServer({ ...from config, log,
+ * metrics, policy: control }) : undefined`. Servers that decide nothing themselves take the
+ * control layer through their own narrow interface (BootPolicy, ScriptSource).
  */
 function buildServices(w: Wiring): Service[] {
-  const services: Array<Service | undefined> = [];
-  void w;
+  const { config, log, metrics, control } = w;
+  const dirs = directories(config);
+  const services: Array<Service | undefined> = [
+    control,
+    config.http.enabled
+      ? new HttpBootServer({ address: config.http.address, port: config.http.port, root: dirs.http, bootFilesRoot: dirs.tftp, scripts: control, metrics, log })
+      : undefined,
+  ];
   return services.filter((s): s is Service => s !== undefined);
 }
 
@@ -51,7 +74,8 @@ function buildServices(w: Wiring): Service[] {
 export async function runServer(config: Config, options: RunServerOptions): Promise<RunningServer> {
   const log = options.log ?? silentLogger();
   const metrics = options.metrics ?? new Metrics();
-  const services = buildServices({ config, log, metrics });
+  const control = new BootControl({ config, log, metrics });
+  const services = buildServices({ config, log, metrics, control });
   const started: Service[] = [];
   try {
     for (const service of services) {
@@ -69,7 +93,7 @@ export async function runServer(config: Config, options: RunServerOptions): Prom
     if (options.signal.aborted) stop();
     else options.signal.addEventListener('abort', stop, { once: true });
   });
-  return { services: started, metrics, stopped };
+  return { services: started, control, metrics, stopped };
 }
 
 /** Stops services in reverse start order; one failing to stop does not keep the others running. */

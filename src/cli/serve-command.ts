@@ -3,12 +3,17 @@ import type { LevelWithSilent } from 'pino';
 import { loadConfigFile, validateConfig } from '../config/load-config.js';
 import { createLogger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
-import { runServer } from '../main.js';
+import { runServer, type RunningServer } from '../main.js';
+import { Inventory } from '../control/inventory.js';
+import type { Logger } from '../observe/logger.js';
 
 /**
  * `diskless serve [--config FILE]`: runs every enabled service until SIGINT or SIGTERM, then
  * stops them in reverse order and exits 0. Without --config the embedded defaults are used.
  * Start-up failures (bad config, a port in use) exit non-zero with `error CODE: message`.
+ * SIGHUP re-reads --config and applies its nodes and defaults.unknownNode live (adopting a
+ * discovered machine needs no restart); other keys need a restart, and a bad file is logged
+ * and ignored, leaving the running inventory in place.
  */
 export function registerServeCommand(program: Command): void {
   program
@@ -30,11 +35,28 @@ export function registerServeCommand(program: Command): void {
       const keepAlive = setInterval(() => undefined, 1 << 30);
       try {
         const running = await runServer(config, { signal: controller.signal, log, metrics: new Metrics() });
+        const onHangup = () => void reloadInventory(opts.config, running, log);
+        process.on('SIGHUP', onHangup);
         await running.stopped;
+        process.off('SIGHUP', onHangup);
       } finally {
         clearInterval(keepAlive);
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
     });
+}
+
+async function reloadInventory(file: string | undefined, running: RunningServer, log: Logger): Promise<void> {
+  if (file === undefined) {
+    log.warn('SIGHUP ignored: serve was started without --config');
+    return;
+  }
+  try {
+    const next = await loadConfigFile(file);
+    running.control.setInventory(Inventory.fromConfig(next));
+    log.info({ file, nodes: next.nodes.length }, 'inventory reloaded');
+  } catch (err) {
+    log.error({ file, err }, 'inventory reload failed; keeping the running inventory');
+  }
 }
