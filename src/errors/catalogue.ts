@@ -2,6 +2,8 @@ import { configErrors } from './config-errors.js';
 import { wireErrors } from './wire-errors.js';
 import { tftpErrors } from './tftp-errors.js';
 import { netErrors } from './net-errors.js';
+import { controlErrors } from './control-errors.js';
+import { httpErrors } from './http-errors.js';
 import type { ErrorSpec } from './error-spec.js';
 
 /**
@@ -14,6 +16,8 @@ export const catalogue = {
   ...wireErrors,
   ...tftpErrors,
   ...netErrors,
+  ...controlErrors,
+  ...httpErrors,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof catalogue;
