@@ -4,6 +4,8 @@ import { tftpErrors } from './tftp-errors.js';
 import { netErrors } from './net-errors.js';
 import { controlErrors } from './control-errors.js';
 import { httpErrors } from './http-errors.js';
+import { storeErrors } from './store-errors.js';
+import { iscsiErrors } from './iscsi-errors.js';
 import type { ErrorSpec } from './error-spec.js';
 
 /**
@@ -18,6 +20,8 @@ export const catalogue = {
   ...netErrors,
   ...controlErrors,
   ...httpErrors,
+  ...storeErrors,
+  ...iscsiErrors,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof catalogue;
