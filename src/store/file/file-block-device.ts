@@ -1,0 +1,114 @@
+import type { FileHandle } from 'node:fs/promises';
+import { DisklessError } from '../../errors/index.js';
+import type { BlockDevice, BlockDeviceCapabilities } from '../block-device.js';
+
+/**
+ * A volume file opened for block I/O: positional reads and writes on one file handle, so
+ * concurrent commands never share a cursor. Built by `FileStorageDriver.open`.
+ *
+ * Unmap: punching holes needs fallocate(FALLOC_FL_PUNCH_HOLE), which Node cannot reach
+ * without native code, and writing zeros instead would allocate the very blocks unmap is
+ * meant to free. So this device reports `unmap: false`, the SCSI layer advertises no
+ * thin provisioning (no LBPME, no UNMAP), and `unmap()` throws STORE_UNSUPPORTED.
+ */
+export class FileBlockDevice implements BlockDevice {
+  readonly capabilities: BlockDeviceCapabilities = { unmap: false, volatileWriteCache: true };
+  private closed = false;
+
+  constructor(
+    private readonly handle: FileHandle,
+    readonly size: number,
+    readonly blockSize: number,
+    readonly readOnly: boolean,
+    /** Volume name, for error data. */
+    readonly name: string,
+  ) {}
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    await this.readInto(offset, buf);
+    return buf;
+  }
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    this.check(offset, target.length, 'read');
+    let done = 0;
+    while (done < target.length) {
+      const { bytesRead } = await this.io('read', () => this.handle.read(target, done, target.length - done, offset + done));
+      if (bytesRead === 0) {
+        // The file is shorter than the recorded size (truncated behind our back): holes read as zeros.
+        target.fill(0, done);
+        return;
+      }
+      done += bytesRead;
+    }
+  }
+
+  async write(offset: number, data: Buffer | readonly Buffer[], options: { fua?: boolean } = {}): Promise<void> {
+    let bufs: Buffer[] = Buffer.isBuffer(data) ? [data] : [...data];
+    const length = bufs.reduce((n, b) => n + b.length, 0);
+    this.check(offset, length, 'write');
+    if (this.readOnly) throw new DisklessError('STORE_READ_ONLY', `cannot write volume ${this.name}: it is open read-only`, { volume: this.name, offset, length });
+    let pos = offset;
+    while (bufs.length > 0) {
+      const { bytesWritten } = await this.io('write', () => this.handle.writev(bufs, pos));
+      pos += bytesWritten;
+      bufs = skipBytes(bufs, bytesWritten);
+    }
+    if (options.fua) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen('flush');
+    if (this.readOnly) return;
+    await this.io('flush', () => this.handle.datasync());
+  }
+
+  async unmap(offset: number, length: number): Promise<void> {
+    this.check(offset, length, 'unmap');
+    throw new DisklessError('STORE_UNSUPPORTED', `cannot unmap on volume ${this.name}: the file driver cannot punch holes from Node`, { volume: this.name, operation: 'unmap', driver: 'file' });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+
+  private checkOpen(op: string): void {
+    if (this.closed) throw new DisklessError('STORE_CLOSED', `cannot ${op} volume ${this.name}: the device is closed`, { volume: this.name, operation: op });
+  }
+
+  private check(offset: number, length: number, op: string): void {
+    this.checkOpen(op);
+    const bs = this.blockSize;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset % bs !== 0 || length % bs !== 0 || offset + length > this.size) {
+      throw new DisklessError('STORE_OUT_OF_RANGE', `cannot ${op} ${length} bytes at offset ${offset} of volume ${this.name}: size is ${this.size}, block size ${bs}`, {
+        volume: this.name,
+        operation: op,
+        offset,
+        length,
+        size: this.size,
+        blockSize: bs,
+      });
+    }
+  }
+
+  private async io<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    this.checkOpen(op);
+    try {
+      return await fn();
+    } catch (err) {
+      throw new DisklessError('STORE_IO', `cannot ${op} volume ${this.name}: ${(err as Error).message}`, { volume: this.name, operation: op, errno: (err as NodeJS.ErrnoException).code }, { cause: err });
+    }
+  }
+}
+
+/** Drops the first `n` bytes from a list of buffers (after a short writev). */
+function skipBytes(bufs: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < bufs.length && n >= bufs[i]!.length) n -= bufs[i++]!.length;
+  const rest = bufs.slice(i);
+  if (rest.length > 0 && n > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
+}

@@ -1,0 +1,294 @@
+import { constants as fsc } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DisklessError, isDisklessError } from '../../errors/index.js';
+import type { BlockDevice } from '../block-device.js';
+import type { CreateVolumeOptions, OpenVolumeOptions, ScrubReport, StorageDriver, StorageDriverCapabilities, VolumeInfo, VolumeOrigin } from '../storage-driver.js';
+import { assertVolumeName } from '../volume-name.js';
+import { FileBlockDevice } from './file-block-device.js';
+
+/** Options of `new FileStorageDriver(...)`. */
+export interface FileStorageDriverOptions {
+  /** The server's data directory (config `server.dataDir`); volumes live in `<dataDir>/volumes`. */
+  readonly dataDir: string;
+}
+
+/** Version of the metadata sidecar format (docs: `<name>.json` beside `<name>.img`). */
+export const FILE_VOLUME_FORMAT_VERSION = 1;
+/** Default logical block size of new volumes. */
+export const DEFAULT_BLOCK_SIZE = 512;
+/** Copy granularity for imports: zero-filled chunks of this size are skipped to keep the volume sparse. */
+const IMPORT_CHUNK = 1024 * 1024;
+const SPARSE_GRAIN = 4096;
+
+/** The sidecar JSON, `<name>.json`. A volume exists exactly when its sidecar does. */
+interface VolumeMetadata {
+  readonly format: 'diskless-file-volume';
+  readonly version: number;
+  readonly name: string;
+  readonly size: number;
+  readonly blockSize: number;
+  readonly createdAt: string;
+  readonly origin: VolumeOrigin;
+}
+
+/**
+ * The first storage driver: each volume is a sparse file `<dataDir>/volumes/<name>.img` plus
+ * a small JSON sidecar `<name>.json`. Supports create (empty or imported from a raw image),
+ * list, exists, info, open, destroy. Does NOT support snapshots, clones, rollback, send/
+ * receive, scrub or unmap: those throw STORE_UNSUPPORTED and `capabilities` says so; the
+ * storage-engine issue brings a driver that does.
+ *
+ * Crash safety: create builds the image and sidecar under hidden temporary names, syncs
+ * them, renames the image then the sidecar (the commit point) and syncs the directory;
+ * destroy removes the sidecar first. Leftover temporaries are never listed.
+ */
+export class FileStorageDriver implements StorageDriver {
+  readonly name = 'file';
+  readonly capabilities: StorageDriverCapabilities = { snapshots: false, clones: false, rollback: false, sendReceive: false, scrub: false, unmap: false };
+  /** `<dataDir>/volumes`. */
+  readonly directory: string;
+
+  constructor(options: FileStorageDriverOptions) {
+    this.directory = join(options.dataDir, 'volumes');
+  }
+
+  async create(name: string, options: CreateVolumeOptions): Promise<VolumeInfo> {
+    assertVolumeName(name);
+    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    if (blockSize !== 512 && blockSize !== 4096) {
+      throw new DisklessError('STORE_INVALID_SIZE', `cannot create volume ${name}: block size ${String(blockSize)} is not 512 or 4096`, { field: 'blockSize', value: blockSize, allowed: [512, 4096] });
+    }
+    let sourceSize = 0;
+    if (options.from !== undefined) {
+      try {
+        const st = await stat(options.from);
+        if (!st.isFile()) throw new Error('not a regular file');
+        sourceSize = st.size;
+      } catch (err) {
+        throw new DisklessError('STORE_NOT_FOUND', `cannot import ${options.from} into volume ${name}: ${(err as Error).message}`, { field: 'from', value: options.from }, { cause: err });
+      }
+    }
+    const size = options.size ?? Math.max(blockSize, Math.ceil(sourceSize / blockSize) * blockSize);
+    if (!Number.isSafeInteger(size) || size <= 0 || size % blockSize !== 0 || size < sourceSize) {
+      throw new DisklessError('STORE_INVALID_SIZE', `cannot create volume ${name}: size ${size} must be a positive multiple of ${blockSize}${sourceSize ? ` and at least the source's ${sourceSize} bytes` : ''}`, {
+        field: 'size',
+        value: size,
+        blockSize,
+        sourceSize,
+      });
+    }
+    if (await this.exists(name)) throw new DisklessError('STORE_EXISTS', `cannot create volume ${name}: it already exists`, { volume: name });
+    await this.fsCall('create', name, () => mkdir(this.directory, { recursive: true }));
+
+    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+    const tmpImg = join(this.directory, `.${name}.img.${tag}`);
+    const tmpMeta = join(this.directory, `.${name}.json.${tag}`);
+    const meta: VolumeMetadata = {
+      format: 'diskless-file-volume',
+      version: FILE_VOLUME_FORMAT_VERSION,
+      name,
+      size,
+      blockSize,
+      createdAt: new Date().toISOString(),
+      origin: options.from !== undefined ? { kind: 'import', path: options.from } : { kind: 'empty' },
+    };
+    try {
+      await this.fsCall('create', name, async () => {
+        const fh = await open(tmpImg, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
+        try {
+          if (options.from !== undefined) await copySparse(options.from, fh);
+          await fh.truncate(size);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        await writeFile(tmpMeta, JSON.stringify(meta, null, 2) + '\n', { mode: 0o600, flush: true });
+        await rename(tmpImg, this.imagePath(name));
+        await rename(tmpMeta, this.metaPath(name));
+        await syncDirectory(this.directory);
+      });
+    } catch (err) {
+      await unlink(tmpImg).catch(() => undefined);
+      await unlink(tmpMeta).catch(() => undefined);
+      throw err;
+    }
+    return this.info(name);
+  }
+
+  async list(): Promise<VolumeInfo[]> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.directory);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw this.ioError('list', '*', err);
+    }
+    const names = entries
+      .filter((e) => e.endsWith('.json') && !e.startsWith('.'))
+      .map((e) => e.slice(0, -'.json'.length))
+      .sort();
+    const out: VolumeInfo[] = [];
+    for (const n of names) {
+      try {
+        out.push(await this.info(n));
+      } catch (err) {
+        // A sidecar removed between readdir and read (a concurrent destroy) is simply gone.
+        if (!isDisklessError(err, 'STORE_NOT_FOUND') && !isDisklessError(err, 'STORE_INVALID_NAME')) throw err;
+      }
+    }
+    return out;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    assertVolumeName(name);
+    try {
+      await stat(this.metaPath(name));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw this.ioError('stat', name, err);
+    }
+  }
+
+  async info(name: string): Promise<VolumeInfo> {
+    const meta = await this.readMeta(name);
+    const st = await this.fsCall('stat', name, () => stat(this.imagePath(name)));
+    return { name, size: meta.size, blockSize: meta.blockSize, allocated: st.blocks * 512, createdAt: meta.createdAt, origin: meta.origin };
+  }
+
+  async open(name: string, options: OpenVolumeOptions = {}): Promise<BlockDevice> {
+    const meta = await this.readMeta(name);
+    const readOnly = options.readOnly ?? false;
+    const fh = await this.fsCall('open', name, () => open(this.imagePath(name), readOnly ? 'r' : 'r+'));
+    return new FileBlockDevice(fh, meta.size, meta.blockSize, readOnly, name);
+  }
+
+  async destroy(name: string): Promise<void> {
+    await this.readMeta(name);
+    await this.fsCall('destroy', name, async () => {
+      await unlink(this.metaPath(name));
+      await unlink(this.imagePath(name)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      await syncDirectory(this.directory);
+    });
+  }
+
+  snapshot(volume: string, _snapshot: string): Promise<void> {
+    return Promise.reject(this.unsupported('snapshot', volume));
+  }
+
+  clone(volume: string, _snapshot: string, _name: string): Promise<VolumeInfo> {
+    return Promise.reject(this.unsupported('clone', volume));
+  }
+
+  rollback(volume: string, _snapshot: string): Promise<void> {
+    return Promise.reject(this.unsupported('rollback', volume));
+  }
+
+  send(volume: string, _snapshot: string, _base?: string): AsyncIterable<Buffer> {
+    const err = this.unsupported('send', volume);
+    return {
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(err) }),
+    };
+  }
+
+  receive(name: string, _stream: AsyncIterable<Buffer>): Promise<VolumeInfo> {
+    return Promise.reject(this.unsupported('receive', name));
+  }
+
+  scrub(volume: string): Promise<ScrubReport> {
+    return Promise.reject(this.unsupported('scrub', volume));
+  }
+
+  /** `<dataDir>/volumes/<name>.img`. */
+  imagePath(name: string): string {
+    assertVolumeName(name);
+    return join(this.directory, `${name}.img`);
+  }
+
+  private metaPath(name: string): string {
+    assertVolumeName(name);
+    return join(this.directory, `${name}.json`);
+  }
+
+  private async readMeta(name: string): Promise<VolumeMetadata> {
+    assertVolumeName(name);
+    let text: string;
+    try {
+      text = await readFile(this.metaPath(name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DisklessError('STORE_NOT_FOUND', `cannot find volume ${name}`, { volume: name });
+      throw this.ioError('read metadata of', name, err);
+    }
+    let m: unknown;
+    try {
+      m = JSON.parse(text);
+    } catch (err) {
+      throw new DisklessError('STORE_BAD_METADATA', `cannot read metadata of volume ${name}: not JSON`, { volume: name }, { cause: err });
+    }
+    const v = m as Partial<VolumeMetadata>;
+    if (
+      typeof m !== 'object' || m === null || v.format !== 'diskless-file-volume' || v.version !== FILE_VOLUME_FORMAT_VERSION || v.name !== name ||
+      !Number.isSafeInteger(v.size) || (v.blockSize !== 512 && v.blockSize !== 4096) || (v.size as number) % v.blockSize !== 0 || typeof v.createdAt !== 'string' || typeof v.origin !== 'object'
+    ) {
+      throw new DisklessError('STORE_BAD_METADATA', `cannot read metadata of volume ${name}: unexpected shape or version ${String(v.version)}`, { volume: name, version: v.version, allowedVersions: [FILE_VOLUME_FORMAT_VERSION] });
+    }
+    return v as VolumeMetadata;
+  }
+
+  private unsupported(operation: string, volume: string): DisklessError {
+    return new DisklessError('STORE_UNSUPPORTED', `cannot ${operation} volume ${volume}: the file driver has no ${operation}`, { driver: this.name, operation, volume });
+  }
+
+  private ioError(op: string, name: string, err: unknown): DisklessError {
+    return new DisklessError('STORE_IO', `cannot ${op} volume ${name}: ${(err as Error).message}`, { volume: name, operation: op, errno: (err as NodeJS.ErrnoException).code }, { cause: err });
+  }
+
+  private async fsCall<T>(op: string, name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof DisklessError) throw err;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && op !== 'create') throw new DisklessError('STORE_NOT_FOUND', `cannot ${op} volume ${name}: its image file is missing`, { volume: name });
+      throw this.ioError(op, name, err);
+    }
+  }
+}
+
+/** Copies a raw image into `dst`, skipping all-zero 4 KiB grains so they stay holes. */
+async function copySparse(src: string, dst: FileHandle): Promise<void> {
+  const fh = await open(src, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(IMPORT_CHUNK);
+    let pos = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, IMPORT_CHUNK, pos);
+      if (bytesRead === 0) break;
+      for (let g = 0; g < bytesRead; g += SPARSE_GRAIN) {
+        const end = Math.min(g + SPARSE_GRAIN, bytesRead);
+        if (!isZero(buf, g, end)) await dst.write(buf, g, end - g, pos + g);
+      }
+      pos += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+function isZero(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** fsync on the directory so renames and unlinks survive a crash. */
+async function syncDirectory(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
