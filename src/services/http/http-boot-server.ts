@@ -69,10 +69,14 @@ export class HttpBootServer implements Service {
     const server = createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: HTTP_BOOT_DEFAULTS.headersTimeoutMs }, (req, res) => this.onRequest(req, res));
     server.keepAliveTimeout = this.options.keepAliveTimeoutMs ?? HTTP_BOOT_DEFAULTS.keepAliveTimeoutMs;
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // A peer resetting the connection is not a malformed request: just drop the socket.
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
       this.drop('bad_request');
       this.log.debug({ err: err.message, code: err.code }, 'malformed HTTP request');
-      if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
