@@ -2,6 +2,7 @@ import { configErrors } from './config-errors.js';
 import { wireErrors } from './wire-errors.js';
 import { tftpErrors } from './tftp-errors.js';
 import { netErrors } from './net-errors.js';
+import { dhcpErrors } from './dhcp-errors.js';
 import { controlErrors } from './control-errors.js';
 import { httpErrors } from './http-errors.js';
 import { storeErrors } from './store-errors.js';
@@ -18,6 +19,7 @@ export const catalogue = {
   ...wireErrors,
   ...tftpErrors,
   ...netErrors,
+  ...dhcpErrors,
   ...controlErrors,
   ...httpErrors,
   ...storeErrors,
