@@ -154,6 +154,12 @@ export const DefaultsSchema = obj(
       default: 'exit',
       description: 'what an unknown MAC gets: exit (boot next device), menu, discovery (register and wait), ignore (no DHCP answer)',
     }),
+    discoveryRetrySeconds: Type.Integer({
+      minimum: 1,
+      maximum: 3600,
+      default: 15,
+      description: 'discovery: how long a waiting machine sleeps before asking for its script again (adopting it boots it on the next try)',
+    }),
   },
   'policy for machines the inventory does not know',
 );

@@ -21,14 +21,13 @@ export interface BootControlOptions {
   readonly discovery?: DiscoveryStore;
   /** Clock for discovery timestamps (tests pass a fixed one). */
   readonly now?: () => Date;
-  /** How long a waiting (discovered) machine sleeps before asking again. */
+  /** How long a waiting (discovered) machine sleeps before asking again. Default: config defaults.discoveryRetrySeconds. */
   readonly discoveryRetrySeconds?: number;
   /** How long the unknown-machine menu waits before booting the local disk. */
   readonly menuTimeoutSeconds?: number;
 }
 
 export const BOOT_CONTROL_DEFAULTS = {
-  discoveryRetrySeconds: 15,
   menuTimeoutSeconds: 30,
   /** MACs whose last option 93 value is remembered for discovery records. */
   rememberedArches: 1024,
@@ -62,7 +61,7 @@ export class BootControl implements BootPolicy, ScriptSource, Service {
     this.metrics = options.metrics;
     this.discovery = options.discovery ?? new DiscoveryStore({ file: join(config.server.dataDir, 'discovered.json'), log: this.log, metrics: options.metrics });
     this.now = options.now ?? (() => new Date());
-    this.retrySeconds = options.discoveryRetrySeconds ?? BOOT_CONTROL_DEFAULTS.discoveryRetrySeconds;
+    this.retrySeconds = options.discoveryRetrySeconds ?? config.defaults.discoveryRetrySeconds;
     this.menuSeconds = options.menuTimeoutSeconds ?? BOOT_CONTROL_DEFAULTS.menuTimeoutSeconds;
   }
 
