@@ -7,6 +7,7 @@ import { controlErrors } from './control-errors.js';
 import { httpErrors } from './http-errors.js';
 import { storeErrors } from './store-errors.js';
 import { iscsiErrors } from './iscsi-errors.js';
+import { labErrors } from './lab-errors.js';
 import type { ErrorSpec } from './error-spec.js';
 
 /**
@@ -24,6 +25,7 @@ export const catalogue = {
   ...httpErrors,
   ...storeErrors,
   ...iscsiErrors,
+  ...labErrors,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof catalogue;

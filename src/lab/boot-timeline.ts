@@ -1,0 +1,200 @@
+import { ConsoleLines, type ConsoleLinesOptions } from './console-lines.js';
+
+/**
+ * Reads a booting machine's serial console and tells when each boot stage was reached. Pure:
+ * the caller supplies each chunk with its arrival time (ms since power-on), so the same code
+ * serves a live QEMU console, a recorded transcript, and tests. The console strings it knows
+ * are the ones SeaBIOS 1.16, iPXE 1.0.0+git-20190125 (Debian ipxe-qemu) and OVMF print; the
+ * table is in docs/lab.md.
+ */
+
+/** Boot stages in the order a successful BIOS iSCSI boot reaches them. */
+export const BootStage = {
+  /** t = 0: the VM process was started. */
+  PowerOn: 'power-on',
+  /** System firmware banner (SeaBIOS, or OVMF's first output). */
+  Firmware: 'firmware',
+  /** iPXE is running (option ROM banner, or its version banner when chainloaded). */
+  Ipxe: 'ipxe',
+  /** iPXE opened the NIC ("net0: <mac> using 82540em ... (open)"). */
+  Nic: 'nic',
+  /** DHCP finished: "Configuring (net0 <mac>)... ok" or the first "net0: a.b.c.d/mask". */
+  Dhcp: 'dhcp',
+  /** The boot file or script was downloaded: "<url or name>... ok". */
+  Script: 'script',
+  /** iPXE registered and booted the SAN disk ("Registered SAN device 0x80"). */
+  San: 'san',
+  /** The boot marker was printed (default "DISKLESS-OK", from the demo disk's MBR). */
+  Marker: 'marker',
+  /** A line that means the boot failed (see FAILURE_PATTERNS). */
+  Failure: 'failure',
+} as const;
+export type BootStage = (typeof BootStage)[keyof typeof BootStage];
+
+/** One stage reached. `line` is the console line that showed it (escape sequences removed). */
+export interface BootEvent {
+  readonly stage: BootStage;
+  /** Milliseconds since power-on when the chunk completing the match arrived. */
+  readonly atMs: number;
+  readonly line: string;
+  /** Facts read from the line: `mac`, `address`, `url`, `device`, `error` (iPXE error code), `version`. */
+  readonly detail: Readonly<Record<string, string>>;
+}
+
+/** Where a boot stands: still going, reached the marker, or failed. */
+export type BootOutcome = 'running' | 'marker' | 'failed';
+
+interface StageRule {
+  readonly stage: BootStage;
+  readonly pattern: RegExp;
+  /** Names of the capture groups, in order, copied into `detail`. */
+  readonly groups?: readonly string[];
+}
+
+const MAC = '[0-9a-f]{2}(?::[0-9a-f]{2}){5}';
+const IPV4 = '\\d{1,3}(?:\\.\\d{1,3}){3}';
+
+/** Stage patterns, tried on every logical console line (first match of each stage wins). */
+export const STAGE_PATTERNS: readonly StageRule[] = [
+  { stage: BootStage.Firmware, pattern: /SeaBIOS \(version ([^)]+)\)/, groups: ['version'] },
+  { stage: BootStage.Firmware, pattern: /^(BdsDxe: (?:loading|starting) .*|UEFI Interactive Shell.*)$/, groups: ['version'] },
+  { stage: BootStage.Ipxe, pattern: /^iPXE \(PCI [0-9a-f:.]+\) starting execution/ },
+  { stage: BootStage.Ipxe, pattern: /^iPXE (\d[\w.+-]*) -- Open Source Network Boot Firmware/, groups: ['version'] },
+  { stage: BootStage.Ipxe, pattern: /^iPXE initialising devices/ },
+  { stage: BootStage.Nic, pattern: new RegExp(`^(net\\d+): (${MAC}) using .*\\(open\\)`), groups: ['device', 'mac'] },
+  { stage: BootStage.Dhcp, pattern: new RegExp(`^(?:Configuring|DHCP) \\((net\\d+) (${MAC})\\)[. ]*ok\\b`), groups: ['device', 'mac'] },
+  { stage: BootStage.Dhcp, pattern: new RegExp(`^(net\\d+): (${IPV4})/(\\S+)`), groups: ['device', 'address', 'netmask'] },
+  { stage: BootStage.Script, pattern: /^((?:tftp|https?|ftp|nfs):\/\/\S+|[\w./-]+)\.\.\. ok\b/, groups: ['url'] },
+  { stage: BootStage.Script, pattern: /^(\S+) : \d+ bytes \[script\]/, groups: ['url'] },
+  { stage: BootStage.San, pattern: /^Registered SAN device (0x[0-9a-f]+)/, groups: ['device'] },
+  { stage: BootStage.San, pattern: /Booting from SAN device (0x[0-9a-f]+)/, groups: ['device'] },
+];
+
+/**
+ * Lines that mean the boot failed. iPXE prints its errors with a URL carrying an 8-hex-digit
+ * code: "(http://ipxe.org/2d12603b)" in the 2019 build, "https://ipxe.org/err/..." in later ones.
+ */
+export const FAILURE_PATTERNS: readonly RegExp[] = [
+  /\(?https?:\/\/ipxe\.org\/(?:err\/)?([0-9a-f]{8})\)?/,
+  /^Could not boot\b/,
+  /^No more network devices/,
+  /Connection timed out/,
+  /^No configuration methods succeeded/,
+  /^Boot failed\b/,
+  /^No bootable device/,
+];
+
+/** Default marker printed by the demo disk (LAB.md §3). */
+export const DEFAULT_BOOT_MARKER = 'DISKLESS-OK';
+
+/** Options for a `BootTimeline`. */
+export interface BootTimelineOptions extends ConsoleLinesOptions {
+  /** Text whose appearance anywhere on the console means success. Default `DISKLESS-OK`. */
+  readonly marker?: string;
+}
+
+/**
+ * Stage detector over one console stream. Feed chunks in arrival order with `feed`; each call
+ * returns the events it produced (a stage is reported once, at its first occurrence; `failure`
+ * only once too, the first failing line). `power-on` is emitted at construction time, t = 0.
+ */
+export class BootTimeline {
+  readonly #lines: ConsoleLines;
+  readonly #marker: string;
+  readonly #events: BootEvent[] = [];
+  #outcome: BootOutcome = 'running';
+  #lastAtMs = 0;
+
+  constructor(options: BootTimelineOptions = {}) {
+    this.#lines = new ConsoleLines(options);
+    this.#marker = options.marker ?? DEFAULT_BOOT_MARKER;
+    if (this.#marker === '') throw new RangeError('marker must not be empty');
+    this.#events.push({ stage: BootStage.PowerOn, atMs: 0, line: '', detail: {} });
+  }
+
+  /** Every event so far, in order of arrival. */
+  get events(): readonly BootEvent[] {
+    return this.#events;
+  }
+
+  /** `marker` once the marker appeared, `failed` once a failure line appeared first. */
+  get outcome(): BootOutcome {
+    return this.#outcome;
+  }
+
+  /** The failure event, if the boot failed. */
+  get failure(): BootEvent | undefined {
+    return this.#events.find((e) => e.stage === BootStage.Failure);
+  }
+
+  /** Time the stage was reached, or undefined. */
+  stageAt(stage: BootStage): number | undefined {
+    return this.#events.find((e) => e.stage === stage)?.atMs;
+  }
+
+  /**
+   * Feeds one console chunk that arrived `atMs` after power-on. Times must not go backwards
+   * (a smaller time is raised to the last one). Returns the new events.
+   */
+  feed(chunk: string, atMs: number): BootEvent[] {
+    const t = Math.max(atMs, this.#lastAtMs);
+    this.#lastAtMs = t;
+    const update = this.#lines.write(chunk);
+    const out: BootEvent[] = [];
+    for (const line of update.snapshots) this.#match(line, t, out);
+    // The marker may be printed without a line end (a halted MBR program): look at the partial line too.
+    this.#matchMarker(update.partial, t, out);
+    return out;
+  }
+
+  /** Ends the stream (the VM exited): evaluates the last unterminated line. */
+  end(atMs: number): BootEvent[] {
+    const out: BootEvent[] = [];
+    const last = this.#lines.flush();
+    if (last !== undefined) this.#match(last, Math.max(atMs, this.#lastAtMs), out);
+    return out;
+  }
+
+  #has(stage: BootStage): boolean {
+    return this.#events.some((e) => e.stage === stage);
+  }
+
+  #emit(event: BootEvent, out: BootEvent[]): void {
+    this.#events.push(event);
+    out.push(event);
+  }
+
+  #matchMarker(line: string, atMs: number, out: BootEvent[]): void {
+    if (this.#outcome !== 'running' || !line.includes(this.#marker)) return;
+    this.#outcome = 'marker';
+    this.#emit({ stage: BootStage.Marker, atMs, line, detail: {} }, out);
+  }
+
+  #match(line: string, atMs: number, out: BootEvent[]): void {
+    if (line === '') return;
+    for (const rule of STAGE_PATTERNS) {
+      if (this.#has(rule.stage)) continue;
+      const m = rule.pattern.exec(line);
+      if (!m) continue;
+      const detail: Record<string, string> = {};
+      rule.groups?.forEach((name, i) => {
+        const value = m[i + 1];
+        if (value !== undefined) detail[name] = value;
+      });
+      this.#emit({ stage: rule.stage, atMs, line, detail }, out);
+    }
+    this.#matchMarker(line, atMs, out);
+    if (this.#outcome !== 'running') return;
+    for (const pattern of FAILURE_PATTERNS) {
+      const m = pattern.exec(line);
+      if (!m) continue;
+      this.#outcome = 'failed';
+      const detail: Record<string, string> = {};
+      if (m[1] !== undefined) detail.error = m[1];
+      const code = /ipxe\.org\/(?:err\/)?([0-9a-f]{8})/.exec(line)?.[1];
+      if (code !== undefined) detail.error = code;
+      this.#emit({ stage: BootStage.Failure, atMs, line, detail }, out);
+      return;
+    }
+  }
+}
