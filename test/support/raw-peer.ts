@@ -7,6 +7,7 @@
  *   {"op":"burst","hex":"...","count":N,"seqOffset":14}    → {"ok":true,"sent":N,"busy":B}
  *       N copies, a 32-bit sequence number written at seqOffset of each
  *   {"op":"received"}                                      → {"ok":true,"count":N,"frames":[hex of the first 64]}
+ *   {"op":"clear"}                                         → {"ok":true}, forgets what was received
  *   {"op":"close"}                                         → {"ok":true} then exit
  * At start it prints {"ready":true,"mac":"..","ifindex":N}.
  */
@@ -27,7 +28,7 @@ if (!ifname || !etherTypeText) {
   process.exit(2);
 }
 const socket = openRawSocket({ ifname, etherType: Number(etherTypeText) });
-const frames: string[] = [];
+let frames: string[] = [];
 let count = 0;
 socket.onFrame((frame) => {
   count++;
@@ -72,6 +73,11 @@ lines.on('line', (line) => {
         }
         case 'received':
           reply({ ok: true, count, frames });
+          break;
+        case 'clear':
+          frames = [];
+          count = 0;
+          reply({ ok: true });
           break;
         case 'close':
           socket.close();
