@@ -10,6 +10,7 @@ import type { Logger } from './observe/logger.js';
 import { silentLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
 import { HttpBootServer } from './services/http/http-boot-server.js';
+import { RaServer } from './services/ra/ra-server.js';
 import type { Service } from './services/service.js';
 
 export interface RunServerOptions {
@@ -59,6 +60,15 @@ function buildServices(w: Wiring): Service[] {
   const dirs = directories(config);
   const services: Array<Service | undefined> = [
     control,
+    config.ra.enabled
+      ? new RaServer({
+          interfaces: config.ra.interfaces ?? config.dhcp.interfaces,
+          intervalSeconds: config.ra.intervalSeconds,
+          ...(config.ra.prefix === undefined ? {} : { prefix: config.ra.prefix }),
+          log,
+          metrics,
+        })
+      : undefined,
     config.http.enabled
       ? new HttpBootServer({ address: config.http.address, port: config.http.port, root: dirs.http, bootFilesRoot: dirs.tftp, scripts: control, metrics, log })
       : undefined,
