@@ -50,6 +50,8 @@
 #define RX_BATCH_FRAMES 64
 /* Largest frame accepted: above any MTU plus header; larger ones (GRO) are counted as truncated. */
 #define RX_SCRATCH_BYTES (65536 + 64)
+/* POLLERR wake-ups in a row without a frame before receiving is given up (see on_readable). */
+#define POLLERR_STREAK_LIMIT 1000
 /* How long send() waits for room in the socket's send queue before reporting EAGAIN. */
 #define TX_WAIT_MS 100
 
@@ -67,6 +69,7 @@ typedef struct raw_socket {
   uint64_t received;
   uint64_t kernel_drops;
   uint64_t truncated;
+  int pollerr_streak;            /* POLLERR wake-ups since the last frame */
   unsigned char *scratch;
   char ifname[IF_NAMESIZE + 1];
 } raw_socket;
@@ -364,7 +367,19 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   if (s->fd < 0) return;
   napi_handle_scope scope;
   if (status < 0) {
-    /* EPOLLERR: read the pending socket error below (recvfrom returns and clears it). */
+    /* POLLERR: libuv has stopped this handle. Read (and so clear) the pending socket error,
+     * ENETDOWN when the link went down, report it, and poll again: the kernel re-attaches the
+     * socket when the link comes back up. A POLLERR that keeps coming without frames in
+     * between is given up on after POLLERR_STREAK_LIMIT wake-ups rather than spinning. */
+    int e = 0;
+    socklen_t elen = sizeof e;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &elen);
+    napi_open_handle_scope(env, &scope);
+    if (e != 0) call_js(s, make_errno_error(env, "recvfrom", s->ifname, e), NULL);
+    if (s->fd >= 0 && ++s->pollerr_streak > POLLERR_STREAK_LIMIT) call_js(s, make_errno_error(env, "poll", s->ifname, EIO), NULL);
+    napi_close_handle_scope(env, scope);
+    if (s->fd < 0 || s->pollerr_streak > POLLERR_STREAK_LIMIT) return;
+    uv_poll_start(&s->poll, UV_READABLE, on_readable);
   }
   int drained = 0;
   while (!drained && s->fd >= 0) {
@@ -389,6 +404,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       napi_create_buffer_copy(env, (size_t)r, s->scratch, NULL, &buf);
       napi_set_element(env, frames, n++, buf);
       s->received++;
+      s->pollerr_streak = 0;
     }
     if (n > 0) call_js(s, NULL, frames);
     /* A receive error (ENETDOWN when the link goes down...) is reported and cleared; the socket

@@ -177,6 +177,34 @@ describe('openRawSocket on a veth pair', { timeout: 120_000 }, () => {
     socket.close();
   });
 
+  test('a link going down is reported once through onError, and frames flow again once it is back', async () => {
+    const socket = openRawSocket({ ifname: local, etherType: EXPERIMENTAL });
+    try {
+      const errors: Error[] = [];
+      socket.onError!((e) => errors.push(e));
+      socket.onFrame(() => undefined);
+      await ip('link', 'set', local, 'down');
+      await until(async () => errors.length > 0, 3000);
+      assert.equal(errors.length, 1);
+      assert.ok(isDisklessError(errors[0], 'NET_RAW_SOCKET'));
+      assert.equal((errors[0] as { data?: { errno?: string } }).data?.errno, 'ENETDOWN');
+      assert.throws(() => socket.send(frame(peer.mac, localMac, EXPERIMENTAL, Buffer.from('x'))), (e) => isDisklessError(e, 'NET_SEND_FAILED'));
+      await ip('link', 'set', local, 'up');
+      await until(async () => (await ip('-br', 'link', 'show', local)).includes('UP'), 3000);
+      const arriving = collect(socket, 1, 5000);
+      const f = frame(localMac, peer.mac, EXPERIMENTAL, Buffer.from('back'));
+      await until(async () => {
+        await peer.request({ op: 'send', hex: f.toString('hex') });
+        return socket.statistics!().received > 0;
+      }, 5000);
+      assert.deepEqual((await arriving)[0], f);
+      assert.equal(socket.statistics!().receiveErrors, 1);
+    } finally {
+      socket.close();
+      await ip('link', 'set', local, 'up');
+    }
+  });
+
   test('a burst of 3000 frames arrives complete and in order', async (t) => {
     const socket = openRawSocket({ ifname: local, etherType: EXPERIMENTAL });
     try {
