@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { runCli } from './run-cli.js';
 import { registerConfigCommand } from './config-command.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerLabCommand } from './lab-command.js';
 
 const program = new Command('diskless')
   .description('diskless boot platform: DHCP/proxyDHCP, IPv6 RA, TFTP, HTTP and iSCSI from one server')
@@ -15,5 +16,6 @@ const program = new Command('diskless')
 
 registerConfigCommand(program);
 registerServeCommand(program);
+registerLabCommand(program);
 
 process.exitCode = await runCli(program, process.argv);

@@ -57,8 +57,8 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
 
 /**
  * The built-in lab's network: a namespace with a bridge at the server's address, a stable
- * link-local IPv6 address on it (a fixed MAC, so ports joining do not change it; DAD off, so it
- * is usable at once for RAs), and taps for VMs. Processes run inside with `spawn`/
+ * link-local IPv6 address on it (from a fixed MAC, present before any VM gives the bridge a
+ * carrier, DAD off so it is usable at once as an RA source), and taps for VMs. Processes run inside with `spawn`/
  * `spawnDetached`; `down` stops every process in the namespace and deletes it. Needs root.
  * Several processes may share one lab (`lab up` in one, `lab boot` in another): all state is in
  * the kernel and in `stateDir`, none in this object.
@@ -95,6 +95,14 @@ export class Lab {
     return ['02', ...[0, 1, 2, 3].map((i) => h[i]!.toString(16).padStart(2, '0')), '01'].join(':');
   }
 
+  /** The bridge's IPv6 link-local address: EUI-64 of `bridgeMac` (RFC 4291 §2.5.1, appendix A). */
+  get linkLocal(): string {
+    const b = this.bridgeMac.split(':').map((x) => parseInt(x, 16));
+    const eui = [b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
+    const groups = [0, 2, 4, 6].map((i) => ((eui[i]! << 8) | eui[i + 1]!).toString(16));
+    return `fe80::${groups.join(':')}`;
+  }
+
   /** True when the namespace exists. */
   async isUp(): Promise<boolean> {
     return namespaceExists(this.namespace);
@@ -110,8 +118,12 @@ export class Lab {
       await run('create namespace', () => createNamespace(this.namespace));
       try {
         await this.#ip('link', 'add', this.bridge, 'address', this.bridgeMac, 'type', 'bridge');
-        // DAD off before the link comes up: the link-local address is usable at once (RA source).
+        // A bridge has no carrier until a running VM's tap joins it, and the kernel only then
+        // generates a link-local address (and runs DAD on it). Servers start before any VM and
+        // an RA must come from a link-local source, so the lab adds it itself: fixed, no DAD.
+        await this.#ip('link', 'set', this.bridge, 'addrgenmode', 'none');
         await this.exec('sysctl', ['-q', '-w', `net.ipv6.conf.${this.bridge}.accept_dad=0`]);
+        await this.#ip('addr', 'add', `${this.linkLocal}/64`, 'dev', this.bridge, 'nodad');
         await this.#ip('addr', 'add', `${this.address}/${this.prefixLength}`, 'dev', this.bridge);
         await this.#ip('link', 'set', this.bridge, 'up');
       } catch (err) {
