@@ -1,0 +1,407 @@
+/**
+ * The read-only TFTP server: RFC 1350 with option negotiation (RFC 2347), blksize (RFC 2348),
+ * tsize and timeout (RFC 2349) and windowsize (RFC 7440). Built once by the composition root
+ * from config `tftp`; firmware fetches iPXE through it.
+ *
+ * Each read request gets its own UDP socket on an ephemeral port (the server's TID, RFC 1350
+ * §4), connected to the client's address and port: the kernel then delivers only the client's
+ * packets to it (packets from any other TID are discarded, as §4 asks, by the kernel and so
+ * are not answered with ERROR 5) and sends need no per-packet address lookup. The protocol
+ * logic is the pure TftpTransfer; this class only moves bytes and runs the timer. Requests
+ * that are refused get an ERROR packet from the listening socket and are counted in
+ * diskless_tftp_refused_total{reason}; packets that are not answered at all are counted in
+ * diskless_tftp_dropped_total{reason}.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { close as closeFd } from 'node:fs';
+import { isIPv6 } from 'node:net';
+import { DisklessError, isDisklessError } from '../../errors/index.js';
+import type { Logger } from '../../observe/logger.js';
+import type { Metrics } from '../../observe/metrics.js';
+import { readRequestOptions } from '../../wire/tftp/tftp-options.js';
+import { decodeTftpPacket, encodeError, encodeTftpPacket, TftpErrorCode, TftpMode, TftpOpcode, type TftpRequestPacket } from '../../wire/tftp/tftp-packet.js';
+import type { Service } from '../service.js';
+import { FileBlockSource, NetasciiBlockSource, type BlockSource } from './block-source.js';
+import { negotiateOptions } from './negotiate-options.js';
+import { openInRoot, realRoot } from './open-in-root.js';
+import { RefusalReason } from './requested-name.js';
+import { TftpTransfer, type TransferAction } from './tftp-transfer.js';
+
+/** Options of TftpServer; config keys `tftp.*` map one to one (root defaults to <dataDir>/tftp there). */
+export interface TftpServerOptions {
+  /** Directory served; nothing outside it is ever sent. */
+  readonly root: string;
+  /** Listen address; transfer sockets bind to it too. Default 0.0.0.0. */
+  readonly address?: string;
+  /** Listen port; 0 picks a free one (tests). Default 69. */
+  readonly port?: number;
+  /** Largest blksize granted, 512..65464; must fit the path MTU (1468 on Ethernet). Default 1468. */
+  readonly maxBlockSize?: number;
+  /** Largest windowsize granted, 1..65535. Default 64. */
+  readonly maxWindowSize?: number;
+  /** First retransmission timeout unless the client negotiates `timeout`; doubles per retry. Default 1000. */
+  readonly timeoutMs?: number;
+  /** Retransmissions in a row without progress before a transfer is aborted. Default 5. */
+  readonly retries?: number;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+/** Defaults of the optional TftpServerOptions (the same as config `tftp`). */
+export const tftpServerDefaults = {
+  address: '0.0.0.0',
+  port: 69,
+  maxBlockSize: 1468,
+  maxWindowSize: 64,
+  timeoutMs: 1000,
+  retries: 5,
+} as const;
+
+/** Sends queued in libuv (the socket buffer is full) before the send path waits for one to finish. */
+const SEND_QUEUE_LIMIT = 8;
+const METRIC = {
+  requests: 'diskless_tftp_requests_total',
+  refused: 'diskless_tftp_refused_total',
+  dropped: 'diskless_tftp_dropped_total',
+  transfers: 'diskless_tftp_transfers_total',
+  active: 'diskless_tftp_active_transfers',
+  blocks: 'diskless_tftp_blocks_sent_total',
+  retransmitted: 'diskless_tftp_blocks_retransmitted_total',
+} as const;
+
+interface Transfer {
+  readonly key: string;
+  readonly filename: string;
+  readonly socket: Socket;
+  readonly machine: TftpTransfer;
+  readonly source: BlockSource;
+  readonly fd: number;
+  readonly optionAck: Buffer | undefined;
+  readonly startedAt: number;
+  timer: NodeJS.Timeout | undefined;
+  timerMs: number;
+  /** Bumped by every send action, so a send loop resumed after an await knows it was superseded. */
+  generation: number;
+  closed: boolean;
+}
+
+type Resolved = Required<Omit<TftpServerOptions, 'log' | 'metrics'>>;
+
+function checkRange(field: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new DisklessError('CONFIG_INVALID', `tftp.${field} is ${value}: allowed ${min}..${max}`, { field: `tftp.${field}`, value, allowed: `${min}..${max}` });
+  }
+}
+
+export class TftpServer implements Service {
+  readonly name = 'tftp';
+  private readonly options: Resolved;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private socket: Socket | undefined;
+  private rootReal = '';
+  /** Transfers by client address:port, including ones still opening their file (value undefined). */
+  private readonly transfers = new Map<string, Transfer | undefined>();
+  private stopping = false;
+
+  constructor(options: TftpServerOptions) {
+    this.options = { ...tftpServerDefaults, ...stripUndefined(options) } as Resolved;
+    this.log = options.log.child({ service: 'tftp' });
+    this.metrics = options.metrics;
+    const o = this.options;
+    checkRange('port', o.port, 0, 65535);
+    checkRange('maxBlockSize', o.maxBlockSize, 512, 65464);
+    checkRange('maxWindowSize', o.maxWindowSize, 1, 65535);
+    checkRange('timeoutMs', o.timeoutMs, 1, 255_000);
+    checkRange('retries', o.retries, 0, 100);
+  }
+
+  /** The bound port (useful with port 0); 0 before start. */
+  get port(): number {
+    return this.socket?.address().port ?? 0;
+  }
+
+  /** Transfers in progress. */
+  get activeTransfers(): number {
+    return this.transfers.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.socket) return;
+    this.stopping = false;
+    this.rootReal = await realRoot(this.options.root);
+    const socket = createSocket({ type: isIPv6(this.options.address) ? 'udp6' : 'udp4' });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(this.options.port, this.options.address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    socket.on('error', (err) => this.log.error({ err }, 'tftp listening socket error'));
+    socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
+    this.socket = socket;
+    this.log.info({ address: this.options.address, port: this.port, root: this.rootReal }, 'tftp server listening');
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const socket = this.socket;
+    this.socket = undefined;
+    for (const t of this.transfers.values()) if (t) this.finish(t, 'stopped', 'server shutting down');
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
+    let request: TftpRequestPacket;
+    try {
+      const packet = decodeTftpPacket(msg);
+      if (packet.opcode !== TftpOpcode.readRequest && packet.opcode !== TftpOpcode.writeRequest) {
+        this.metrics.inc(METRIC.dropped, { reason: 'not_a_request' });
+        return;
+      }
+      request = packet;
+    } catch (err) {
+      const opcode = msg.length >= 2 ? msg.readUInt16BE(0) : -1;
+      if (opcode === TftpOpcode.readRequest || opcode === TftpOpcode.writeRequest) {
+        // A request we cannot read (bad mode, missing NUL, NUL inside the name...): say so.
+        this.refuse(rinfo, TftpErrorCode.illegalOperation, isDisklessError(err) && err.code === 'TFTP_BAD_FIELD' ? RefusalReason.badMode : 'malformed', (err as Error).message);
+      } else this.metrics.inc(METRIC.dropped, { reason: 'malformed' });
+      return;
+    }
+    this.metrics.inc(METRIC.requests, { op: request.opcode === TftpOpcode.readRequest ? 'read' : 'write' });
+    if (request.opcode === TftpOpcode.writeRequest) {
+      this.refuse(rinfo, TftpErrorCode.accessViolation, RefusalReason.writeRequest, 'this server is read-only');
+      return;
+    }
+    const key = `${rinfo.address}:${rinfo.port}`;
+    if (this.transfers.has(key)) {
+      // The client resent its request before our first answer reached it: keep the one transfer.
+      this.metrics.inc(METRIC.dropped, { reason: 'duplicate_request' });
+      return;
+    }
+    this.transfers.set(key, undefined);
+    this.startTransfer(key, request, rinfo).catch((err: unknown) => {
+      this.transfers.delete(key);
+      this.refuseError(rinfo, err);
+    });
+  }
+
+  private async startTransfer(key: string, request: TftpRequestPacket, rinfo: RemoteInfo): Promise<void> {
+    const mode = request.mode.toLowerCase();
+    if (mode !== TftpMode.octet && mode !== TftpMode.netascii) {
+      throw new DisklessError('TFTP_BAD_FIELD', `cannot read a file in mode ${mode}`, { field: 'mode', value: mode, allowed: [TftpMode.octet, TftpMode.netascii], reason: RefusalReason.badMode });
+    }
+    const reading = readRequestOptions(request.options);
+    for (const o of reading.ignored) this.metrics.inc('diskless_tftp_options_ignored_total', { reason: o.reason });
+    const file = await openInRoot(this.rootReal, request.filename);
+    let source: BlockSource;
+    let socket: Socket | undefined;
+    try {
+      const probe = negotiateOptions(reading.requested, this.options, undefined);
+      source = mode === TftpMode.netascii ? await NetasciiBlockSource.open(file.fd, file.size, probe.blockSize) : new FileBlockSource(file.fd, file.size, probe.blockSize, probe.windowSize);
+      const negotiated = negotiateOptions(reading.requested, this.options, source.size);
+      socket = await this.openTransferSocket(rinfo);
+      if (this.stopping) throw new DisklessError('TFTP_FILE_CHANGED', 'server stopping', { field: 'server' });
+      const machine = new TftpTransfer({
+        size: source.size,
+        blockSize: negotiated.blockSize,
+        windowSize: negotiated.windowSize,
+        optionAck: negotiated.optionAck.length > 0,
+        timeoutMs: negotiated.timeoutSeconds !== undefined ? negotiated.timeoutSeconds * 1000 : this.options.timeoutMs,
+        retries: this.options.retries,
+      });
+      const t: Transfer = {
+        key,
+        filename: request.filename,
+        socket,
+        machine,
+        source,
+        fd: file.fd,
+        optionAck: negotiated.optionAck.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.optionAck, options: negotiated.optionAck }) : undefined,
+        startedAt: performance.now(),
+        timer: undefined,
+        timerMs: 0,
+        generation: 0,
+        closed: false,
+      };
+      this.transfers.set(key, t);
+      this.metrics.set(METRIC.active, this.transfers.size);
+      socket.on('message', (msg) => this.onTransferPacket(t, msg));
+      socket.on('error', (err) => {
+        this.log.debug({ err, client: key }, 'tftp transfer socket error');
+        this.finish(t, 'client_gone');
+      });
+      this.log.debug({ client: key, file: file.path, size: source.size, blockSize: negotiated.blockSize, windowSize: negotiated.windowSize, ignored: reading.ignored }, 'tftp read request');
+      this.execute(t, machine.start());
+    } catch (err) {
+      socket?.close();
+      closeFd(file.fd, () => undefined);
+      throw err;
+    }
+  }
+
+  private openTransferSocket(rinfo: RemoteInfo): Promise<Socket> {
+    const socket = createSocket({ type: rinfo.family === 'IPv6' ? 'udp6' : 'udp4' });
+    return new Promise<Socket>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, this.options.address, () => {
+        socket.connect(rinfo.port, rinfo.address, () => {
+          socket.off('error', reject);
+          resolve(socket);
+        });
+      });
+    });
+  }
+
+  private onTransferPacket(t: Transfer, msg: Buffer): void {
+    if (t.closed) return;
+    if (msg.length >= 4 && msg.readUInt16BE(0) === TftpOpcode.ack) {
+      const action = t.machine.onAck(msg.readUInt16BE(2));
+      const verdict = t.machine.lastVerdict;
+      if (verdict === 'stale' || (verdict === 'duplicate' && action.kind === 'none')) this.metrics.inc(METRIC.dropped, { reason: `${verdict}_ack` });
+      this.execute(t, action);
+      return;
+    }
+    let opcode: number;
+    try {
+      opcode = decodeTftpPacket(msg).opcode;
+    } catch {
+      this.metrics.inc(METRIC.dropped, { reason: 'malformed' });
+      return;
+    }
+    if (opcode === TftpOpcode.error) {
+      t.machine.onClientError();
+      this.finish(t, 'client_error');
+    } else this.metrics.inc(METRIC.dropped, { reason: 'unexpected_opcode' });
+  }
+
+  private execute(t: Transfer, action: TransferAction): void {
+    switch (action.kind) {
+      case 'none':
+        return;
+      case 'send-oack':
+        t.socket.send(t.optionAck!);
+        this.armTimer(t);
+        return;
+      case 'send-data': {
+        const count = action.last - action.first + 1;
+        this.metrics.inc(METRIC.blocks, {}, count);
+        if (action.retransmit) this.metrics.inc(METRIC.retransmitted, {}, count);
+        t.source.release(action.first);
+        this.armTimer(t);
+        this.sendRange(t, action.first, action.last, ++t.generation);
+        return;
+      }
+      case 'done':
+        this.finish(t, 'complete');
+        return;
+      case 'abort':
+        this.finish(t, 'timeout', 'timed out');
+        return;
+    }
+  }
+
+  /** Sends blocks first..last; synchronous while the blocks are in memory and the socket keeps up. */
+  private sendRange(t: Transfer, first: number, last: number, generation: number): void {
+    for (let b = first; b <= last; b++) {
+      const packet = t.source.packet(b);
+      if (packet === undefined) {
+        t.source.load(b).then(
+          () => {
+            if (!t.closed && t.generation === generation) this.sendRange(t, b, last, generation);
+          },
+          (err: unknown) => this.fail(t, err),
+        );
+        return;
+      }
+      t.source.readAhead(b);
+      if (t.socket.getSendQueueCount() >= SEND_QUEUE_LIMIT) {
+        t.socket.send(packet, () => {
+          if (!t.closed && t.generation === generation) this.sendRange(t, b + 1, last, generation);
+        });
+        return;
+      }
+      t.socket.send(packet);
+    }
+  }
+
+  private armTimer(t: Transfer): void {
+    const ms = t.machine.timeoutMs;
+    if (t.timer !== undefined && t.timerMs === ms) {
+      t.timer.refresh();
+      return;
+    }
+    if (t.timer !== undefined) clearTimeout(t.timer);
+    t.timerMs = ms;
+    t.timer = setTimeout(() => {
+      if (!t.closed) this.execute(t, t.machine.onTimeout());
+    }, ms);
+  }
+
+  private fail(t: Transfer, err: unknown): void {
+    this.log.warn({ err, client: t.key, file: t.filename }, 'tftp transfer failed');
+    this.finish(t, 'io_error', 'read error');
+  }
+
+  /** Ends a transfer: optional ERROR 0 to the client, timer, socket and file closed, metrics. */
+  private finish(t: Transfer, result: string, errorMessage?: string): void {
+    if (t.closed) return;
+    t.closed = true;
+    if (t.timer !== undefined) clearTimeout(t.timer);
+    const closeSocket = () => {
+      try {
+        t.socket.close();
+      } catch {
+        // already closed by an error
+      }
+    };
+    if (errorMessage !== undefined) t.socket.send(encodeError(TftpErrorCode.notDefined, errorMessage), closeSocket);
+    else closeSocket();
+    closeFd(t.fd, () => undefined);
+    this.transfers.delete(t.key);
+    this.metrics.inc(METRIC.transfers, { result });
+    this.metrics.set(METRIC.active, this.transfers.size);
+    this.log.debug({ client: t.key, file: t.filename, result, blocks: t.machine.ackedBlocks, ms: Math.round(performance.now() - t.startedAt) }, 'tftp transfer finished');
+  }
+
+  private refuseError(rinfo: RemoteInfo, err: unknown): void {
+    if (!isDisklessError(err)) {
+      this.log.error({ err }, 'tftp request failed');
+      this.refuse(rinfo, TftpErrorCode.notDefined, 'internal', 'internal error');
+      return;
+    }
+    const reason = typeof err.data.reason === 'string' ? err.data.reason : err.code.toLowerCase();
+    switch (err.code) {
+      case 'TFTP_FILE_NOT_FOUND':
+        this.refuse(rinfo, TftpErrorCode.fileNotFound, RefusalReason.notFound, 'file not found');
+        return;
+      case 'TFTP_PATH_REFUSED':
+        this.refuse(rinfo, TftpErrorCode.accessViolation, reason, 'access violation');
+        return;
+      case 'TFTP_DUPLICATE_OPTION':
+        this.refuse(rinfo, TftpErrorCode.optionNegotiationFailed, RefusalReason.badOption, err.message);
+        return;
+      case 'TFTP_BAD_FIELD':
+        this.refuse(rinfo, TftpErrorCode.illegalOperation, reason, err.message);
+        return;
+      case 'TFTP_FILE_TOO_LARGE':
+        this.refuse(rinfo, TftpErrorCode.notDefined, RefusalReason.tooLarge, err.message);
+        return;
+      default:
+        this.refuse(rinfo, TftpErrorCode.notDefined, reason, 'cannot serve the file');
+    }
+  }
+
+  /** Answers a request with an ERROR packet from the listening socket and counts it. */
+  private refuse(rinfo: RemoteInfo, code: TftpErrorCode, reason: string, message: string): void {
+    this.metrics.inc(METRIC.refused, { reason });
+    this.log.debug({ client: `${rinfo.address}:${rinfo.port}`, reason, code }, 'tftp request refused');
+    const packet = encodeError(code, message.replace(/[^\x20-\x7e]/g, '?'));
+    this.socket?.send(packet, rinfo.port, rinfo.address);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
