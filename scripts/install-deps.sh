@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   dnsmasq-base atftpd atftp                     # DHCP/TFTP peers, TFTP interop client
   python3 make g++                              # node-gyp toolchain for the native addon
   busybox-static                                # udhcpc: a real DHCP client for the DHCP interop tests
+  ovmf                                          # UEFI firmware for `diskless lab boot --uefi`
 )
 
 missing=()
