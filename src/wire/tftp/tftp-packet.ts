@@ -244,3 +244,28 @@ export function encodeError(errorCode: number, message: string): Buffer {
   out.write(message, 4, 'latin1');
   return out;
 }
+
+const OPCODE_NAMES: Readonly<Record<number, string>> = { 1: 'RRQ', 2: 'WRQ', 3: 'DATA', 4: 'ACK', 5: 'ERROR', 6: 'OACK' };
+
+/**
+ * One-line readable form of a packet, for golden dumps and debug logs:
+ * `RRQ "boot.ipxe" octet blksize=1432 tsize=0`, `DATA block=1 length=512`, `ACK block=0`,
+ * `ERROR code=1 "file not found"`, `OACK blksize=1432 tsize=35`.
+ */
+export function formatTftpPacket(p: TftpPacket): string {
+  const name = OPCODE_NAMES[p.opcode]!;
+  const options = (list: readonly TftpOption[]) => list.map((o) => ` ${o.name}=${o.value}`).join('');
+  switch (p.opcode) {
+    case TftpOpcode.readRequest:
+    case TftpOpcode.writeRequest:
+      return `${name} ${JSON.stringify(p.filename)} ${p.mode}${options(p.options)}`;
+    case TftpOpcode.data:
+      return `${name} block=${p.block} length=${p.data.length}`;
+    case TftpOpcode.ack:
+      return `${name} block=${p.block}`;
+    case TftpOpcode.error:
+      return `${name} code=${p.errorCode} ${JSON.stringify(p.message)}`;
+    case TftpOpcode.optionAck:
+      return `${name}${options(p.options)}`;
+  }
+}
