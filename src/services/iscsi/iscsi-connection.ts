@@ -1,0 +1,436 @@
+/**
+ * One iSCSI connection (= one session: MaxConnections is 1): frames PDUs off the socket,
+ * drives the login state machine, then runs the full feature phase — CmdSN/ExpCmdSN/
+ * MaxCmdSN and StatSN bookkeeping (RFC 7143 §4.2.2), SCSI commands against the LUN with
+ * Data-In (status in the last PDU), writes with immediate data, unsolicited Data-Out and
+ * R2T (write-task.ts), NOP-Out/NOP-In, Text (SendTargets), Logout, Task Management
+ * (answered "function not supported" in this first cut) and Reject for malformed PDUs.
+ * Created by IscsiServer for each accepted socket.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from '../../observe/logger.js';
+import type { Metrics } from '../../observe/metrics.js';
+import { isDisklessError } from '../../errors/index.js';
+import { IscsiOpcode, LogoutReason, LogoutResponseCode, RejectReason, RESERVED_TAG, ScsiResponseCode, TaskResponse } from '../../wire/iscsi/iscsi-constants.js';
+import { bhsItt, parsePdu, type IscsiPdu, type LogoutRequest, type NopOut, type ScsiCommand, type TargetPdu, type TaskManagementRequest, type TextRequest } from '../../wire/iscsi/iscsi-pdu.js';
+import { encodePdu, PduReader } from '../../wire/iscsi/pdu-framing.js';
+import { decodeTextKeys, type TextPair } from '../../wire/iscsi/text-keys.js';
+import { ScsiStatus } from '../../wire/scsi/scsi-constants.js';
+import { LoginNegotiator, type EstablishedSession, type LoginNegotiatorOptions } from './login-negotiator.js';
+import { LogicalUnit, unitIdentity, type ScsiResult } from './logical-unit.js';
+import { portalAddress, sendTargetsAnswer, splitText } from './send-targets.js';
+import { WriteTask } from './write-task.js';
+
+/** What the server hands each connection. */
+export interface ConnectionContext {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly login: Omit<LoginNegotiatorOptions, 'initiatorAddress'>;
+  readonly loginTimeoutMs: number;
+  /** Called when the session ends, to free its TSIH. */
+  readonly onClose: (tsih: number | undefined) => void;
+}
+
+const M = { dropped: 'diskless_iscsi_dropped_total', rejects: 'diskless_iscsi_rejects_total', commands: 'diskless_iscsi_commands_total', logins: 'diskless_iscsi_logins_total', readBytes: 'diskless_iscsi_read_bytes_total', writtenBytes: 'diskless_iscsi_written_bytes_total' } as const;
+
+/** Serial number arithmetic on 32-bit sequence numbers (RFC 1982, RFC 7143 §4.2.2.1). */
+function snLess(a: number, b: number): boolean {
+  return a !== b && ((b - a) >>> 0) < 0x80000000;
+}
+
+export class IscsiConnection {
+  private readonly reader = new PduReader();
+  private readonly negotiator: LoginNegotiator;
+  private session: EstablishedSession | null = null;
+  private unit: LogicalUnit | null = null;
+  private statSN = 0;
+  private expCmdSN = 0;
+  /** CmdSNs received ahead of ExpCmdSN (commands are executed on arrival: all tasks are SIMPLE). */
+  private readonly ahead = new Set<number>();
+  private readonly writes = new Map<number, WriteTask>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly textPending = new Map<number, { itt: number; rest: Buffer[] }>();
+  private nextTag = 1;
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
+  private loginTimer: NodeJS.Timeout | undefined;
+  private readonly remote: string;
+  /** BHS of the PDU being handled, echoed in a Reject (§11.17.2). */
+  private currentBhs: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.negotiator = new LoginNegotiator({ ...ctx.login, initiatorAddress: socket.remoteAddress ?? '' });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.ctx.log.debug({ remote: this.remote, err: err.message }, 'iscsi socket error'));
+    socket.on('close', () => this.teardown());
+    socket.on('drain', () => socket.resume());
+    this.loginTimer = setTimeout(() => this.drop('login-timeout'), ctx.loginTimeoutMs);
+    this.loginTimer.unref();
+  }
+
+  /** Closes the connection now (server stop). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    let pdus;
+    try {
+      pdus = this.reader.push(chunk);
+    } catch (err) {
+      // Framing is lost (segment too long, header digest): ERL 0 drops the connection (§7.8).
+      this.drop(isDisklessError(err) ? err.code.toLowerCase() : 'framing');
+      return;
+    }
+    for (const raw of pdus) {
+      // PDUs are handled strictly in arrival order; long work (disk I/O) is spawned, not awaited, inside handlers.
+      this.queue = this.queue.then(() => (this.closed ? undefined : this.handleRaw(raw))).catch((err: unknown) => this.fatal(err));
+    }
+  }
+
+  private async handleRaw(raw: { bhs: Buffer; ahs: Buffer; data: Buffer; dataDigestError?: true }): Promise<void> {
+    this.currentBhs = raw.bhs;
+    let pdu: IscsiPdu;
+    try {
+      pdu = parsePdu(raw);
+    } catch (err) {
+      if (!isDisklessError(err)) throw err;
+      if (!this.session) return this.drop('malformed-login');
+      return this.reject(raw.bhs, err.code === 'ISCSI_BAD_OPCODE' ? RejectReason.commandNotSupported : RejectReason.invalidPduField, err.code.toLowerCase());
+    }
+    if (!this.session) {
+      if (pdu.opcode !== IscsiOpcode.loginRequest) return this.drop('not-login-during-login');
+      const step = await this.negotiator.handle(pdu);
+      this.send(step.response);
+      if (step.kind === 'fail') {
+        this.ctx.metrics.inc(M.logins, { result: `0x${step.status.toString(16).padStart(4, '0')}` });
+        this.ctx.log.info({ remote: this.remote, status: step.status, reason: step.reason }, 'iscsi login refused');
+        this.negotiator.resolvedBinding?.release?.();
+        this.socket.end();
+        this.closed = true;
+      } else if (step.kind === 'complete') this.establish(step.session);
+      return;
+    }
+    switch (pdu.opcode) {
+      case IscsiOpcode.scsiCommand:
+        return this.onCommand(pdu);
+      case IscsiOpcode.dataOut: {
+        const task = this.writes.get(pdu.itt);
+        if (!task) {
+          this.ctx.metrics.inc(M.dropped, { reason: 'data-out-unknown-task' });
+          return;
+        }
+        const problem = task.receive(pdu);
+        if (problem) return this.drop(problem);
+        return this.advanceWrite(task);
+      }
+      case IscsiOpcode.nopOut:
+        return this.onNopOut(pdu);
+      case IscsiOpcode.textRequest:
+        return this.onText(pdu);
+      case IscsiOpcode.logoutRequest:
+        return this.onLogout(pdu);
+      case IscsiOpcode.taskManagementRequest:
+        return this.onTaskManagement(pdu);
+      case IscsiOpcode.loginRequest:
+        return this.reject(raw.bhs, RejectReason.protocolError, 'login-in-full-feature');
+      default:
+        // SNACK (needs ERL > 0) and target-only opcodes sent by an initiator.
+        return this.reject(raw.bhs, RejectReason.protocolError, `unexpected-opcode-${pdu.opcode}`);
+    }
+  }
+
+  private establish(s: EstablishedSession): void {
+    clearTimeout(this.loginTimer);
+    this.session = s;
+    this.statSN = s.nextStatSN;
+    this.expCmdSN = s.expCmdSN;
+    this.reader.maxDataSegmentLength = s.parameters.targetMaxRecvDataSegmentLength;
+    if (s.binding && s.targetName) {
+      this.unit = new LogicalUnit(s.binding.device, s.binding.readOnly, unitIdentity(s.targetName, this.ctx.login.portalGroupTag, s.binding.serial));
+    }
+    this.ctx.metrics.inc(M.logins, { result: 'success' });
+    this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, tsih: s.tsih }, 'iscsi session established');
+  }
+
+  /** Accounts a non-immediate PDU's CmdSN; false when it is outside the window and must be ignored (§4.2.2.1). */
+  private acceptCmdSN(immediate: boolean, cmdSN: number): boolean {
+    if (immediate) return true;
+    const max = this.maxCmdSN();
+    if (snLess(cmdSN, this.expCmdSN) || snLess(max, cmdSN)) {
+      this.ctx.metrics.inc(M.dropped, { reason: 'cmdsn-out-of-window' });
+      return false;
+    }
+    this.ahead.add(cmdSN);
+    while (this.ahead.delete(this.expCmdSN)) this.expCmdSN = (this.expCmdSN + 1) >>> 0;
+    return true;
+  }
+
+  private maxCmdSN(): number {
+    return (this.expCmdSN + this.ctx.login.commandWindow - 1) >>> 0;
+  }
+
+  private nextStatSN(): number {
+    const sn = this.statSN;
+    this.statSN = (this.statSN + 1) >>> 0;
+    return sn;
+  }
+
+  private onCommand(pdu: ScsiCommand): void {
+    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
+    if (this.session!.type === 'discovery' || !this.unit) return this.reject(undefined, RejectReason.commandNotSupported, 'scsi-in-discovery');
+    const p = this.session!.parameters;
+    if (pdu.data.length > 0 && (!p.immediateData || !pdu.write || pdu.data.length > Math.min(p.firstBurstLength, pdu.expectedDataTransferLength))) {
+      return this.reject(undefined, RejectReason.protocolError, 'bad-immediate-data');
+    }
+    if (this.writes.has(pdu.itt)) return this.reject(undefined, RejectReason.taskInProgress, 'itt-in-use');
+    const lun = decodeLun(pdu.lun);
+    const plan = lun === 0 ? this.unit.plan(pdu.cdb) : LogicalUnit.planMissingLun(pdu.cdb, this.unit.identity);
+    if (pdu.write || plan.kind === 'dataOut') {
+      // A write CDB without the W bit moves no data (EDTL is then taken as 0): it completes with an overflow residual.
+      const task = new WriteTask(pdu, plan, p, () => this.nextTtt());
+      this.writes.set(pdu.itt, task);
+      this.advanceWrite(task);
+      return;
+    }
+    this.spawn(async () => {
+      const result = plan.kind === 'fail' ? plan.result : await plan.run();
+      this.respond(pdu, result, 0);
+    });
+  }
+
+  /** Moves a write task on: solicit more data with R2T, or run it once all data is in. */
+  private advanceWrite(task: WriteTask): void {
+    const next = task.next();
+    if (next.kind === 'wait') return;
+    if (next.kind === 'r2t') {
+      this.send({ opcode: IscsiOpcode.r2t, lun: task.command.lun, itt: task.command.itt, ttt: next.ttt, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), r2tSN: next.r2tSN, bufferOffset: next.offset, desiredDataTransferLength: next.length, data: EMPTY });
+      return;
+    }
+    this.writes.delete(task.command.itt);
+    this.spawn(async () => {
+      const result = await next.run();
+      if (result.status === ScsiStatus.good) this.ctx.metrics.inc(M.writtenBytes, {}, next.written);
+      this.respond(task.command, result, next.wanted);
+    });
+  }
+
+  /**
+   * Sends the outcome of a command: Data-In PDUs sized by the initiator's
+   * MaxRecvDataSegmentLength with the status in the last one (§11.7.4), or a SCSI Response.
+   * Residuals: underflow when less than the Expected Data Transfer Length moved, overflow
+   * when the command wanted more (§11.4.5). `wanted` is a write's CDB length.
+   */
+  private respond(cmd: ScsiCommand, r: ScsiResult, wanted: number): void {
+    if (this.closed) return;
+    const edtl = cmd.expectedDataTransferLength;
+    this.ctx.metrics.inc(M.commands, { status: r.status === ScsiStatus.good ? 'good' : 'check-condition' });
+    // Residuals compare the command's own length with the EDTL (§11.4.5.2): for a write, what the CDB asked to write.
+    const produced = cmd.write ? wanted : (r.data?.length ?? 0);
+    const moved = Math.min(produced, edtl);
+    const over = produced > edtl ? produced - edtl : 0;
+    const under = edtl > produced ? edtl - produced : 0;
+    const data = r.data && !cmd.write && r.status === ScsiStatus.good ? r.data.subarray(0, moved) : EMPTY;
+    if (data.length > 0) {
+      this.ctx.metrics.inc(M.readBytes, {}, data.length);
+      const p = this.session!.parameters;
+      const seg = p.initiatorMaxRecvDataSegmentLength;
+      this.socket.cork();
+      let dataSN = 0;
+      for (let off = 0; off < data.length; ) {
+        // F closes each sequence of at most MaxBurstLength bytes (§11.7.1): PDUs never straddle a burst boundary.
+        const burstEnd = (Math.floor(off / p.maxBurstLength) + 1) * p.maxBurstLength;
+        const end = Math.min(off + seg, burstEnd, data.length);
+        const last = end === data.length;
+        this.send({
+          opcode: IscsiOpcode.dataIn,
+          final: last || end === burstEnd,
+          acknowledge: false,
+          overflow: last && over > 0,
+          underflow: last && under > 0,
+          statusPresent: last,
+          status: last ? r.status : 0,
+          lun: 0n,
+          itt: cmd.itt,
+          ttt: RESERVED_TAG,
+          statSN: last ? this.nextStatSN() : 0,
+          expCmdSN: this.expCmdSN,
+          maxCmdSN: this.maxCmdSN(),
+          dataSN: dataSN++,
+          bufferOffset: off,
+          residualCount: last ? over || under : 0,
+          data: data.subarray(off, end),
+        });
+        off = end;
+      }
+      this.socket.uncork();
+      return;
+    }
+    const sense = r.sense ? Buffer.concat([u16(r.sense.length), r.sense]) : EMPTY;
+    this.send({
+      opcode: IscsiOpcode.scsiResponse,
+      bidiOverflow: false,
+      bidiUnderflow: false,
+      overflow: over > 0,
+      underflow: under > 0,
+      response: ScsiResponseCode.commandCompleted,
+      status: r.status,
+      itt: cmd.itt,
+      snackTag: 0,
+      statSN: this.nextStatSN(),
+      expCmdSN: this.expCmdSN,
+      maxCmdSN: this.maxCmdSN(),
+      expDataSN: 0,
+      bidiResidualCount: 0,
+      residualCount: over || under,
+      data: sense,
+    });
+  }
+
+  private onNopOut(pdu: NopOut): void {
+    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
+    if (pdu.itt === RESERVED_TAG) return; // an answer to a target ping (§11.18): nothing to send
+    this.send({ opcode: IscsiOpcode.nopIn, lun: pdu.lun, itt: pdu.itt, ttt: RESERVED_TAG, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: pdu.data });
+  }
+
+  private async onText(pdu: TextRequest): Promise<void> {
+    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
+    const s = this.session!;
+    let pieces: Buffer[];
+    if (pdu.ttt !== RESERVED_TAG) {
+      const pending = this.textPending.get(pdu.ttt);
+      this.textPending.delete(pdu.ttt);
+      if (!pending || pending.itt !== pdu.itt) return this.reject(undefined, RejectReason.invalidPduField, 'text-unknown-ttt');
+      pieces = pending.rest;
+    } else {
+      if (pdu.continue) return this.reject(undefined, RejectReason.protocolError, 'text-request-continue');
+      let keys: TextPair[];
+      try {
+        keys = decodeTextKeys(pdu.data);
+      } catch (err) {
+        if (!isDisklessError(err)) throw err;
+        return this.reject(undefined, RejectReason.invalidPduField, 'bad-text');
+      }
+      const answer: TextPair[] = [];
+      for (const { key, value } of keys) {
+        if (key !== 'SendTargets') {
+          answer.push({ key, value: 'NotUnderstood' });
+          continue;
+        }
+        const listings = await this.ctx.login.resolver.listTargets({ name: s.initiatorName, address: this.socket.remoteAddress ?? '' }).catch((err: unknown) => {
+          this.ctx.log.warn({ err: (err as Error).message }, 'iscsi listTargets failed');
+          return [];
+        });
+        const pairs = sendTargetsAnswer(value, listings, {
+          discovery: s.type === 'discovery',
+          ...(s.targetName !== undefined ? { sessionTarget: s.targetName } : {}),
+          localPortal: portalAddress(this.socket.localAddress ?? '0.0.0.0', this.socket.localPort ?? 0),
+          portalGroupTag: this.ctx.login.portalGroupTag,
+        });
+        answer.push(...(pairs ?? [{ key, value: 'Reject' }]));
+      }
+      pieces = splitText(answer, s.parameters.initiatorMaxRecvDataSegmentLength);
+    }
+    const [first, ...rest] = pieces;
+    let ttt = RESERVED_TAG;
+    if (rest.length > 0) {
+      ttt = this.nextTtt();
+      this.textPending.set(ttt, { itt: pdu.itt, rest });
+    }
+    this.send({ opcode: IscsiOpcode.textResponse, final: rest.length === 0, continue: rest.length > 0, lun: pdu.lun, itt: pdu.itt, ttt, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: first ?? EMPTY });
+  }
+
+  private async onLogout(pdu: LogoutRequest): Promise<void> {
+    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
+    await Promise.allSettled([...this.inFlight]);
+    const response = pdu.reason === LogoutReason.removeConnectionForRecovery ? LogoutResponseCode.recoveryNotSupported : LogoutResponseCode.closed;
+    this.send({ opcode: IscsiOpcode.logoutResponse, response, itt: pdu.itt, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), time2Wait: 0, time2Retain: 0, data: EMPTY });
+    if (response === LogoutResponseCode.closed) {
+      this.closed = true;
+      this.socket.end();
+    }
+  }
+
+  private onTaskManagement(pdu: TaskManagementRequest): void {
+    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
+    // First cut: no task management yet (issue 3 adds ABORT TASK, LUN RESET... with unit attentions).
+    this.send({ opcode: IscsiOpcode.taskManagementResponse, response: TaskResponse.functionNotSupported, itt: pdu.itt, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: EMPTY });
+  }
+
+  /** Reject (§11.17): the offending header goes back as data; the connection stays up. */
+  private reject(bhs: Buffer | undefined, reason: number, why: string): void {
+    this.ctx.metrics.inc(M.rejects, { reason: why });
+    this.ctx.metrics.inc(M.dropped, { reason: why });
+    const header = bhs ?? this.currentBhs;
+    this.send({ opcode: IscsiOpcode.reject, reason, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), dataSN: 0, data: Buffer.from(header) });
+    this.ctx.log.debug({ remote: this.remote, reason: why, itt: header.length >= 48 ? bhsItt(header) : undefined }, 'iscsi reject');
+  }
+
+  private nextTtt(): number {
+    const t = this.nextTag;
+    this.nextTag = this.nextTag >= 0xfffffffe ? 1 : this.nextTag + 1;
+    return t;
+  }
+
+  private send(pdu: TargetPdu): void {
+    if (this.socket.destroyed) return;
+    let ok = true;
+    for (const chunk of encodePdu(pdu)) ok = this.socket.write(chunk);
+    if (!ok) this.socket.pause(); // backpressure: stop reading commands until the initiator drains our data
+  }
+
+  private spawn(fn: () => Promise<void>): void {
+    const p: Promise<void> = fn()
+      .catch((err: unknown) => this.fatal(err))
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  private drop(reason: string): void {
+    this.ctx.metrics.inc(M.dropped, { reason });
+    this.ctx.log.debug({ remote: this.remote, reason }, 'iscsi connection dropped');
+    this.closed = true;
+    this.socket.destroy();
+  }
+
+  private fatal(err: unknown): void {
+    this.ctx.log.error({ remote: this.remote, err: (err as Error).stack ?? String(err) }, 'iscsi connection failed');
+    this.drop('internal-error');
+  }
+
+  private teardown(): void {
+    clearTimeout(this.loginTimer);
+    this.closed = true;
+    this.writes.clear();
+    this.textPending.clear();
+    if (this.session) this.session.binding?.release?.();
+    this.ctx.onClose(this.session?.tsih);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+
+/**
+ * The LUN number of an 8-byte LUN field (SAM-5 §4.7): peripheral (00b) or flat (01b) addressing
+ * at the first level and nothing below; -1 for anything else (no such LUN).
+ */
+export function decodeLun(lun: bigint): number {
+  const first = Number(lun >> 48n);
+  if ((lun & 0xffffffffffffn) !== 0n) return -1;
+  const method = first >> 14;
+  if (method === 0) return first >> 8 === 0 ? first & 0xff : -1;
+  if (method === 1) return first & 0x3fff;
+  return -1;
+}
