@@ -14,9 +14,10 @@
  * the middle of a window (the client saw a gap) resends from the gap.
  *
  * Sorcerer's Apprentice Syndrome (RFC 1123 §4.2.3.1): a duplicate ACK never triggers a
- * retransmission in lock-step mode (windowsize 1); only the timer does. With a window, a
- * duplicate of the last ACK means the first block of the window was lost; it triggers at most
- * one resend of the window per window sent, so duplicates cannot multiply the traffic.
+ * retransmission, with or without a window; only the timer does. A client that sees a gap in a
+ * window ACKs the last block it got in order, which is progress (an advance) unless the very
+ * first block of the window was lost; that one case waits for the timer. Honouring duplicates
+ * even once per window would let a network that duplicates packets double the traffic.
  *
  * Retransmission: on each timeout the window (or the OACK) is resent and the timeout doubles,
  * up to `maxTimeoutMs`; after `retries` retransmissions in a row without progress, abort.
@@ -61,7 +62,6 @@ export class TftpTransfer {
   private sentUpTo = 0;
   private retriesUsed = 0;
   private currentTimeoutMs: number;
-  private duplicateResendAllowed = false;
   private state: 'new' | 'running' | 'done' | 'aborted' = 'new';
   /** Last ACK's classification (read by the server for metrics). */
   lastVerdict: AckVerdict | undefined;
@@ -133,10 +133,6 @@ export class TftpTransfer {
     }
     if (abs === this.acked) {
       this.lastVerdict = 'duplicate';
-      if (this.plan.windowSize > 1 && this.duplicateResendAllowed) {
-        this.duplicateResendAllowed = false;
-        return this.sendWindow(true, false);
-      }
       return { kind: 'none' };
     }
     this.lastVerdict = 'advance';
@@ -173,11 +169,10 @@ export class TftpTransfer {
     this.currentTimeoutMs = this.plan.timeoutMs;
   }
 
-  private sendWindow(retransmit: boolean, allowDuplicateResend = true): TransferAction {
+  private sendWindow(retransmit: boolean): TransferAction {
     const first = this.acked + 1;
     const last = Math.min(this.acked + this.plan.windowSize, this.totalBlocks);
     this.sentUpTo = Math.max(this.sentUpTo, last);
-    this.duplicateResendAllowed = allowDuplicateResend;
     return { kind: 'send-data', first, last, retransmit };
   }
 }
