@@ -64,6 +64,8 @@ const LEADING_KEYS = new Set(['InitiatorName', 'TargetName', 'SessionType']);
 export class LoginNegotiator {
   private first: LoginRequest | null = null;
   private pdus = 0;
+  /** The first complete text (leading keys) has been processed. */
+  private leadingDone = false;
   private stage: number = LoginStage.securityNegotiation;
   private statSN = 0;
   private auth: AuthState = 'start';
@@ -124,7 +126,9 @@ export class LoginNegotiator {
     }
 
     const reply: TextPair[] = [];
-    if (this.pdus === 1) {
+    const firstText = !this.leadingDone;
+    if (firstText) {
+      this.leadingDone = true;
       const leading = await this.leadingKeys(req, keys);
       if (leading) return leading;
       // §13.9: the first response of a Normal session MUST carry it; tgt sends it for discovery too.
@@ -133,7 +137,7 @@ export class LoginNegotiator {
 
     for (const { key, value } of keys) {
       if (LEADING_KEYS.has(key)) {
-        if (this.pdus > 1) return this.fail(req, LoginStatus.initiatorError, `${key} after the first login PDU`);
+        if (!firstText) return this.fail(req, LoginStatus.initiatorError, `${key} after the first login request`);
         continue;
       }
       if (SECURITY_KEYS.has(key)) {
