@@ -1,0 +1,137 @@
+/**
+ * `npm run bench:tftp` (root): a 64 MiB file fetched with Debian's atftp client
+ * (`--option "blksize 1468" --option "windowsize W"`) from our TftpServer and from atftpd,
+ * each running in its own network namespace joined to the client's by a veth pair (MTU 1500,
+ * so blksize 1468 fills a frame). For W in 1/4/16/64, RUNS runs each, alternating ours and
+ * the peer; prints the median seconds and the ratio ours speed / atftpd speed (goal >= 1.0).
+ * Every download is checked (size and SHA-256) against the source.
+ *
+ * Usage: node dist/bench/tftp.bench.js [--runs N] [--windows 1,4,16,64]
+ * Internal: node dist/bench/tftp.bench.js --serve ROOT ADDRESS PORT (our server, in the namespace)
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createVethPair, deleteNamespace, createNamespace, ipIn } from '../src/lab/netns.js';
+import { silentLogger } from '../src/observe/logger.js';
+import { Metrics } from '../src/observe/metrics.js';
+import { TftpServer } from '../src/services/tftp/tftp-server.js';
+
+const execFileP = promisify(execFile);
+const NS_SERVER = 'dt-bsrv';
+const NS_CLIENT = 'dt-bcli';
+const VETH_SERVER = 'dt-bv0';
+const VETH_CLIENT = 'dt-bv1';
+const SERVER_ADDRESS = '10.213.5.1';
+const CLIENT_ADDRESS = '10.213.5.2';
+const OURS_PORT = 1069;
+const PEER_PORT = 2069;
+const FILE_SIZE = 64 * 1024 * 1024;
+const BLOCK_SIZE = 1468;
+
+async function serve(root: string, address: string, port: number): Promise<void> {
+  const server = new TftpServer({ root, address, port, maxBlockSize: BLOCK_SIZE, maxWindowSize: 64, log: silentLogger(), metrics: new Metrics() });
+  await server.start();
+  process.stdout.write('listening\n');
+  const stop = () => void server.stop().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function waitForLine(child: ChildProcess, text: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`server did not print "${text}" within ${timeoutMs} ms: ${seen}`)), timeoutMs);
+    child.stdout?.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${seen}`)));
+  });
+}
+
+async function fetchOnce(port: number, windowSize: number, local: string, expectedSha: string): Promise<number> {
+  rmSync(local, { force: true });
+  const args = ['netns', 'exec', NS_CLIENT, 'atftp', '--option', `blksize ${BLOCK_SIZE}`, '--option', `windowsize ${windowSize}`, '--get', '-r', 'big', '-l', local, SERVER_ADDRESS, String(port)];
+  const started = performance.now();
+  await execFileP('ip', args, { timeout: 120_000 });
+  const seconds = (performance.now() - started) / 1000;
+  const got = readFileSync(local);
+  const sha = createHash('sha256').update(got).digest('hex');
+  if (got.length !== FILE_SIZE || sha !== expectedSha) throw new Error(`port ${port} W=${windowSize}: downloaded ${got.length} bytes, sha ${sha}`);
+  return seconds;
+}
+
+async function bench(runs: number, windows: readonly number[]): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'dt-tftp-bench-'));
+  const root = join(work, 'root');
+  const children: ChildProcess[] = [];
+  try {
+    await deleteNamespace(NS_SERVER);
+    await deleteNamespace(NS_CLIENT);
+    await createNamespace(NS_SERVER);
+    await createNamespace(NS_CLIENT);
+    await createVethPair(VETH_SERVER, VETH_CLIENT, NS_SERVER, NS_CLIENT);
+    await ipIn(NS_SERVER, 'addr', 'add', `${SERVER_ADDRESS}/24`, 'dev', VETH_SERVER);
+    await ipIn(NS_CLIENT, 'addr', 'add', `${CLIENT_ADDRESS}/24`, 'dev', VETH_CLIENT);
+    await execFileP('mkdir', ['-p', root]);
+    const data = randomBytes(FILE_SIZE);
+    writeFileSync(join(root, 'big'), data);
+    const sha = createHash('sha256').update(data).digest('hex');
+
+    const ours = spawn('ip', ['netns', 'exec', NS_SERVER, process.execPath, fileURLToPath(import.meta.url), '--serve', root, SERVER_ADDRESS, String(OURS_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(ours);
+    await waitForLine(ours, 'listening', 10_000);
+    const peer = spawn('ip', ['netns', 'exec', NS_SERVER, 'atftpd', '--daemon', '--no-fork', '--port', String(PEER_PORT), '--bind-address', SERVER_ADDRESS, '--user', 'root.root', '--logfile', '/dev/null', root], { stdio: 'ignore' });
+    children.push(peer);
+    await new Promise((r) => setTimeout(r, 500));
+
+    const local = join(work, 'out');
+    const rows: string[] = [];
+    console.log(`TFTP ${FILE_SIZE / 1048576} MiB, atftp client, blksize ${BLOCK_SIZE}, veth between namespaces, ${runs} runs each, alternating`);
+    for (const w of windows) {
+      const times = { ours: [] as number[], peer: [] as number[] };
+      for (let i = 0; i < runs; i++) {
+        times.ours.push(await fetchOnce(OURS_PORT, w, local, sha));
+        times.peer.push(await fetchOnce(PEER_PORT, w, local, sha));
+      }
+      const o = median(times.ours);
+      const p = median(times.peer);
+      const row = `| ${String(w).padStart(2)} | ${o.toFixed(2).padStart(6)} | ${p.toFixed(2).padStart(6)} | ${(p / o).toFixed(2).padStart(5)}x | ours ${times.ours.map((t) => t.toFixed(2)).join(' ')} / atftpd ${times.peer.map((t) => t.toFixed(2)).join(' ')} |`;
+      rows.push(row);
+      console.log(row);
+    }
+    console.log('\n| W | ours s | atftpd s | ratio (ours speed / atftpd speed) | runs |\n|---|---|---|---|---|\n' + rows.join('\n'));
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await deleteNamespace(NS_SERVER).catch(() => undefined);
+    await deleteNamespace(NS_CLIENT).catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === '--serve') {
+  await serve(argv[1]!, argv[2]!, Number(argv[3]));
+} else {
+  const runsAt = argv.indexOf('--runs');
+  const windowsAt = argv.indexOf('--windows');
+  const runs = runsAt >= 0 ? Number(argv[runsAt + 1]) : 3;
+  const windows = windowsAt >= 0 ? argv[windowsAt + 1]!.split(',').map(Number) : [1, 4, 16, 64];
+  await bench(runs, windows);
+}
