@@ -8,34 +8,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPcap } from '../../../test/support/pcap.js';
-import { tcpFlows } from '../../../test/support/tcp-stream.js';
+import { captureFiles, capturedPdus, ISCSI_TESTDATA as dir } from '../../../test/support/iscsi-captures.js';
 import { PduReader, encodePduBuffer } from './pdu-framing.js';
 import { parsePdu } from './iscsi-pdu.js';
 import { describePdu } from './describe-pdu.js';
 import { MAX_DATA_SEGMENT_LENGTH } from './iscsi-constants.js';
 
-const dir = join(import.meta.dirname, '../../../../src/wire/iscsi/testdata');
-const PORT = 13260;
-const captures = readdirSync(dir).filter((f) => f.endsWith('.pcap')).sort();
-
-/** Every PDU of every flow of a capture, in capture order, with its exact wire bytes. */
-export function capturedPdus(file: string): Array<{ flow: number; fromClient: boolean; bytes: Buffer }> {
-  const out: Array<{ flow: number; fromClient: boolean; bytes: Buffer }> = [];
-  tcpFlows(readPcap(join(dir, file)), PORT).forEach((flow, i) => {
-    const readers = { c: new PduReader({ maxDataSegmentLength: MAX_DATA_SEGMENT_LENGTH }), s: new PduReader({ maxDataSegmentLength: MAX_DATA_SEGMENT_LENGTH }) };
-    for (const ch of flow.chunks) {
-      for (const raw of readers[ch.fromClient ? 'c' : 's'].push(ch.payload)) {
-        const pad = (4 - (raw.data.length & 3)) & 3;
-        out.push({ flow: i + 1, fromClient: ch.fromClient, bytes: Buffer.concat([raw.bhs, raw.ahs, raw.data, Buffer.alloc(pad)]) });
-      }
-    }
-    assert.equal(readers.c.buffered + readers.s.buffered, 0, `${file} flow ${i + 1} ends inside a PDU`);
-  });
-  return out;
-}
+const captures = captureFiles();
 
 test('there are captures to check', () => assert.ok(captures.length >= 6, captures.join(',')));
 
