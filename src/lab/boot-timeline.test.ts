@@ -181,3 +181,24 @@ test('no DHCP server: "No configuration methods succeeded" wrapped after a trail
   assert.equal(t.stageAt(BootStage.Dhcp), undefined);
   assert.ok(t.failure!.atMs > 18_000, `iPXE gives up on DHCP after ~16 s: ${t.failure!.atMs}`);
 });
+
+test('UEFI (OVMF + iPXE EFI ROM): firmware is the first BdsDxe line; sanboot of an MBR-only disk fails 7f22208e', () => {
+  const t = replay(load('uefi-fail-mbr-only'));
+  assert.equal(t.outcome, 'failed');
+  assert.equal(t.failure?.detail.error, '7f22208e');
+  assert.match(t.failure!.line, /^Boot from SAN device 0x80 failed/);
+  assert.deepEqual(
+    t.events.map((e) => e.stage),
+    [BootStage.PowerOn, BootStage.Firmware, BootStage.Ipxe, BootStage.Nic, BootStage.Dhcp, BootStage.Script, BootStage.San, BootStage.Failure],
+  );
+  assert.match(t.events.find((e) => e.stage === BootStage.Firmware)!.line, /^BdsDxe: /);
+});
+
+test('NIC statistics after "(open)" carry an error URL but are no failure (seen under OVMF)', () => {
+  const t = new BootTimeline();
+  t.feed('net0: 52:54:00:12:34:56 using 82540em on 0000:00:03.0 (open)\r\n  [Link:up, TX:1 TXE:0 RX:6 RXE:5]\r\n', 7206);
+  t.feed('  [RXE: 5 x "Operation not supported (http://ipxe.org/3c046083)"]\r\n', 7207);
+  assert.equal(t.outcome, 'running');
+  t.feed('Configuring (net0 52:54:00:12:34:56).... ok\r\n', 8200);
+  assert.equal(t.stageAt(BootStage.Dhcp), 8200);
+});
