@@ -58,6 +58,8 @@ export class FileBlockSource implements BlockSource {
   private readonly totalBlocks: number;
   private readonly blocksPerChunk: number;
   private readonly chunks = new Map<number, Chunk>();
+  /** Chunks below this index are acknowledged and dropped. */
+  private releasedBelow = 0;
 
   constructor(fd: number, size: number, blockSize: number, windowSize: number) {
     this.fd = fd;
@@ -87,7 +89,11 @@ export class FileBlockSource implements BlockSource {
   }
 
   release(abs: number): void {
-    for (const [index, chunk] of this.chunks) if (chunk.first + chunk.count <= abs) this.chunks.delete(index);
+    // Called on every ACK: do work only when `abs` moved into a later chunk.
+    const index = Math.floor((abs - 1) / this.blocksPerChunk);
+    if (index <= this.releasedBelow) return;
+    this.releasedBelow = index;
+    for (const key of this.chunks.keys()) if (key < index) this.chunks.delete(key);
   }
 
   private blockLength(abs: number): number {

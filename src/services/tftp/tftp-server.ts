@@ -82,6 +82,8 @@ interface Transfer {
   timerMs: number;
   /** Bumped by every send action, so a send loop resumed after an await knows it was superseded. */
   generation: number;
+  /** Blocks sent so far; added to the metric when the transfer ends (keeps the per-ACK path lean). */
+  blocksSent: number;
   closed: boolean;
 }
 
@@ -223,6 +225,7 @@ export class TftpServer implements Service {
         timer: undefined,
         timerMs: 0,
         generation: 0,
+        blocksSent: 0,
         closed: false,
       };
       this.transfers.set(key, t);
@@ -286,7 +289,7 @@ export class TftpServer implements Service {
         return;
       case 'send-data': {
         const count = action.last - action.first + 1;
-        this.metrics.inc(METRIC.blocks, {}, count);
+        t.blocksSent += count;
         if (action.retransmit) this.metrics.inc(METRIC.retransmitted, {}, count);
         t.source.release(action.first);
         this.armTimer(t);
@@ -316,7 +319,7 @@ export class TftpServer implements Service {
         return;
       }
       t.source.readAhead(b);
-      if (t.socket.getSendQueueCount() >= SEND_QUEUE_LIMIT) {
+      if (b !== first && t.socket.getSendQueueCount() >= SEND_QUEUE_LIMIT) {
         t.socket.send(packet, () => {
           if (!t.closed && t.generation === generation) this.sendRange(t, b + 1, last, generation);
         });
@@ -361,6 +364,7 @@ export class TftpServer implements Service {
     closeFd(t.fd, () => undefined);
     this.transfers.delete(t.key);
     this.metrics.inc(METRIC.transfers, { result });
+    this.metrics.inc(METRIC.blocks, {}, t.blocksSent);
     this.metrics.set(METRIC.active, this.transfers.size);
     this.log.debug({ client: t.key, file: t.filename, result, blocks: t.machine.ackedBlocks, ms: Math.round(performance.now() - t.startedAt) }, 'tftp transfer finished');
   }
