@@ -140,7 +140,10 @@ test('login failures: not found 0x0203, missing names 0x0207, session type, vers
   assert.equal(await fail([login(0, 1, true, [['InitiatorName', 'i'], ['TargetName', IQN], ['AuthMethod', 'None']]), login(1, 3, true, [], { isid: 1 })]), LoginStatus.initiatorError);
   assert.equal(await fail([login(1, 0, true, [['InitiatorName', 'i'], ['TargetName', IQN]])]), LoginStatus.initiatorError);
   assert.equal(await fail([login(0, 1, true, [['InitiatorName', 'i'], ['TargetName', IQN], ['AuthMethod', 'None']]), login(0, 3, true, [])]), LoginStatus.initiatorError, 'CSG must follow the stage');
-  assert.equal(await fail([login(0, 1, true, [['InitiatorName', 'i'], ['TargetName', IQN], ['AuthMethod', 'None']]), login(1, 3, true, [['TargetName', IQN]])]), LoginStatus.initiatorError, 'leading key later');
+  assert.equal(await fail([login(0, 1, true, [['InitiatorName', 'i'], ['TargetName', IQN], ['AuthMethod', 'None']]), login(1, 3, true, [['TargetName', 'iqn.other:x']])]), LoginStatus.initiatorError, 'leading key changed');
+  const repeat = negotiator();
+  await repeat.handle(login(0, 1, true, [['InitiatorName', 'i'], ['SessionType', 'Discovery'], ['AuthMethod', 'CHAP,None']]));
+  assert.equal((await repeat.handle(login(1, 3, true, [['InitiatorName', 'i'], ['SessionType', 'Discovery']]))).kind, 'complete', 'libiscsi repeats leading keys');
   const boom = negotiator({ resolver: { listTargets: async () => [], resolve: async () => Promise.reject(new Error('db down')) } });
   assert.equal(status(await boom.handle(login(0, 1, true, [['InitiatorName', 'i'], ['TargetName', IQN]]))), LoginStatus.targetError);
   const text = negotiator();

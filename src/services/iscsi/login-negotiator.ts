@@ -66,6 +66,7 @@ export class LoginNegotiator {
   private pdus = 0;
   /** The first complete text (leading keys) has been processed. */
   private leadingDone = false;
+  private readonly leadingValues = new Map<string, string>();
   private stage: number = LoginStage.securityNegotiation;
   private statSN = 0;
   private auth: AuthState = 'start';
@@ -129,6 +130,7 @@ export class LoginNegotiator {
     const firstText = !this.leadingDone;
     if (firstText) {
       this.leadingDone = true;
+      for (const p of keys) if (LEADING_KEYS.has(p.key)) this.leadingValues.set(p.key, p.value);
       const leading = await this.leadingKeys(req, keys);
       if (leading) return leading;
       // §13.9: the first response of a Normal session MUST carry it; tgt sends it for discovery too.
@@ -137,7 +139,8 @@ export class LoginNegotiator {
 
     for (const { key, value } of keys) {
       if (LEADING_KEYS.has(key)) {
-        if (!firstText) return this.fail(req, LoginStatus.initiatorError, `${key} after the first login request`);
+        // libiscsi repeats InitiatorName and SessionType in every stage: accept a repeat, refuse a change.
+        if (!firstText && value !== this.leadingValues.get(key)) return this.fail(req, LoginStatus.initiatorError, `${key} changed to ${value} during login`);
         continue;
       }
       if (SECURITY_KEYS.has(key)) {
