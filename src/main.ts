@@ -3,6 +3,7 @@
  * stopped in reverse when the caller's AbortSignal fires. Only this file wires layers
  * together; the CLI (`diskless serve`), the lab and the e2e tests all call `runServer`.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config/schema.js';
 import { BootControl } from './control/boot-control.js';
@@ -11,6 +12,8 @@ import { silentLogger } from './observe/logger.js';
 import { Metrics } from './observe/metrics.js';
 import { HttpBootServer } from './services/http/http-boot-server.js';
 import { RaServer } from './services/ra/ra-server.js';
+import { TftpServer } from './services/tftp/tftp-server.js';
+import { provisionBootFiles } from './control/provision-boot-files.js';
 import type { Service } from './services/service.js';
 
 export interface RunServerOptions {
@@ -69,6 +72,19 @@ function buildServices(w: Wiring): Service[] {
           metrics,
         })
       : undefined,
+    config.tftp.enabled
+      ? new TftpServer({
+          root: dirs.tftp,
+          address: config.tftp.address,
+          port: config.tftp.port,
+          maxBlockSize: config.tftp.maxBlockSize,
+          maxWindowSize: config.tftp.maxWindowSize,
+          timeoutMs: config.tftp.timeoutMs,
+          retries: config.tftp.retries,
+          log,
+          metrics,
+        })
+      : undefined,
     config.http.enabled
       ? new HttpBootServer({ address: config.http.address, port: config.http.port, root: dirs.http, bootFilesRoot: dirs.tftp, scripts: control, metrics, log })
       : undefined,
@@ -85,6 +101,10 @@ export async function runServer(config: Config, options: RunServerOptions): Prom
   const log = options.log ?? silentLogger();
   const metrics = options.metrics ?? new Metrics();
   const control = new BootControl({ config, log, metrics });
+  const dirs = directories(config);
+  await mkdir(dirs.http, { recursive: true });
+  const copied = await provisionBootFiles(config.bootFiles, dirs.tftp);
+  if (copied.length) log.info({ copied }, 'boot files provisioned into the TFTP root');
   const services = buildServices({ config, log, metrics, control });
   const started: Service[] = [];
   try {
