@@ -185,6 +185,7 @@ export class DhcpServer implements Service {
       const ip = decodeIpv4Udp(eth.payload, { acceptPartialUdpChecksum: true });
       if (!this.addressedToUs(ip.destination)) return this.drop('not-for-us', ip.destination);
       const message = decodeDhcpMessage(ip.payload);
+      this.options.log.debug({ ifname: socket.ifname, source: ip.source, xid: message.xid, type: message.options.get(DhcpOption.messageType)?.[0] }, 'dhcp request');
       const result = engine.inspect(message, { port: ip.destinationPort, sourceAddress: ip.source, sourcePort: ip.sourcePort });
       if ('drop' in result) return this.drop(result.drop);
       inspected = result;
