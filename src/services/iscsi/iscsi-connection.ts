@@ -11,13 +11,14 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../observe/logger.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { isDisklessError } from '../../errors/index.js';
-import { IscsiOpcode, LogoutReason, LogoutResponseCode, RejectReason, RESERVED_TAG, ScsiResponseCode, TaskResponse } from '../../wire/iscsi/iscsi-constants.js';
+import { IscsiOpcode, LogoutReason, LogoutResponseCode, RejectReason, RESERVED_TAG, TaskResponse } from '../../wire/iscsi/iscsi-constants.js';
 import { bhsItt, parsePdu, type IscsiPdu, type LogoutRequest, type NopOut, type ScsiCommand, type TargetPdu, type TaskManagementRequest, type TextRequest } from '../../wire/iscsi/iscsi-pdu.js';
 import { encodePdu, PduReader } from '../../wire/iscsi/pdu-framing.js';
 import { decodeTextKeys, type TextPair } from '../../wire/iscsi/text-keys.js';
 import { ScsiStatus } from '../../wire/scsi/scsi-constants.js';
 import { LoginNegotiator, type EstablishedSession, type LoginNegotiatorOptions } from './login-negotiator.js';
 import { LogicalUnit, unitIdentity, type ScsiResult } from './logical-unit.js';
+import { commandResponse } from './command-response.js';
 import { portalAddress, sendTargetsAnswer, splitText } from './send-targets.js';
 import { WriteTask } from './write-task.js';
 
@@ -221,76 +222,24 @@ export class IscsiConnection {
     });
   }
 
-  /**
-   * Sends the outcome of a command: Data-In PDUs sized by the initiator's
-   * MaxRecvDataSegmentLength with the status in the last one (§11.7.4), or a SCSI Response.
-   * Residuals: underflow when less than the Expected Data Transfer Length moved, overflow
-   * when the command wanted more (§11.4.5). `wanted` is a write's CDB length.
-   */
+  /** Sends the PDUs that end a command (command-response.ts), batched into one write. */
   private respond(cmd: ScsiCommand, r: ScsiResult, wanted: number): void {
     if (this.closed) return;
-    const edtl = cmd.expectedDataTransferLength;
     this.ctx.metrics.inc(M.commands, { status: r.status === ScsiStatus.good ? 'good' : 'check-condition' });
-    // Residuals compare the command's own length with the EDTL (§11.4.5.2): for a write, what the CDB asked to write.
-    const produced = cmd.write ? wanted : (r.data?.length ?? 0);
-    const moved = Math.min(produced, edtl);
-    const over = produced > edtl ? produced - edtl : 0;
-    const under = edtl > produced ? edtl - produced : 0;
-    const data = r.data && !cmd.write && r.status === ScsiStatus.good ? r.data.subarray(0, moved) : EMPTY;
-    if (data.length > 0) {
-      this.ctx.metrics.inc(M.readBytes, {}, data.length);
-      const p = this.session!.parameters;
-      const seg = p.initiatorMaxRecvDataSegmentLength;
-      this.socket.cork();
-      let dataSN = 0;
-      for (let off = 0; off < data.length; ) {
-        // F closes each sequence of at most MaxBurstLength bytes (§11.7.1): PDUs never straddle a burst boundary.
-        const burstEnd = (Math.floor(off / p.maxBurstLength) + 1) * p.maxBurstLength;
-        const end = Math.min(off + seg, burstEnd, data.length);
-        const last = end === data.length;
-        this.send({
-          opcode: IscsiOpcode.dataIn,
-          final: last || end === burstEnd,
-          acknowledge: false,
-          overflow: last && over > 0,
-          underflow: last && under > 0,
-          statusPresent: last,
-          status: last ? r.status : 0,
-          lun: 0n,
-          itt: cmd.itt,
-          ttt: RESERVED_TAG,
-          statSN: last ? this.nextStatSN() : 0,
-          expCmdSN: this.expCmdSN,
-          maxCmdSN: this.maxCmdSN(),
-          dataSN: dataSN++,
-          bufferOffset: off,
-          residualCount: last ? over || under : 0,
-          data: data.subarray(off, end),
-        });
-        off = end;
-      }
-      this.socket.uncork();
-      return;
-    }
-    const sense = r.sense ? Buffer.concat([u16(r.sense.length), r.sense]) : EMPTY;
-    this.send({
-      opcode: IscsiOpcode.scsiResponse,
-      bidiOverflow: false,
-      bidiUnderflow: false,
-      overflow: over > 0,
-      underflow: under > 0,
-      response: ScsiResponseCode.commandCompleted,
-      status: r.status,
-      itt: cmd.itt,
-      snackTag: 0,
-      statSN: this.nextStatSN(),
+    const p = this.session!.parameters;
+    const pdus = commandResponse(cmd, r, wanted, {
+      nextStatSN: () => this.nextStatSN(),
       expCmdSN: this.expCmdSN,
       maxCmdSN: this.maxCmdSN(),
-      expDataSN: 0,
-      bidiResidualCount: 0,
-      residualCount: over || under,
-      data: sense,
+      maxRecvDataSegmentLength: p.initiatorMaxRecvDataSegmentLength,
+      maxBurstLength: p.maxBurstLength,
     });
+    if (pdus.length > 1) this.socket.cork();
+    for (const pdu of pdus) {
+      if (pdu.opcode === IscsiOpcode.dataIn) this.ctx.metrics.inc(M.readBytes, {}, pdu.data.length);
+      this.send(pdu);
+    }
+    if (pdus.length > 1) this.socket.uncork();
   }
 
   private onNopOut(pdu: NopOut): void {
@@ -415,12 +364,6 @@ export class IscsiConnection {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function u16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-}
 
 /**
  * The LUN number of an 8-byte LUN field (SAM-5 §4.7): peripheral (00b) or flat (01b) addressing

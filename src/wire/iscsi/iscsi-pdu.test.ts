@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDisklessError } from '../../errors/index.js';
 import { IscsiOpcode } from './iscsi-constants.js';
-import { parsePdu, encodeBhs, type IscsiPdu } from './iscsi-pdu.js';
+import { parsePdu, type IscsiPdu } from './iscsi-pdu.js';
+import { encodeBhs } from './bhs-encoder.js';
 import { decodePdu, encodePduBuffer, encodePdu, PduReader, paddingLength } from './pdu-framing.js';
 import { Crc32c, writeDigest } from './crc32c.js';
 

@@ -6,7 +6,8 @@
  */
 import { DisklessError } from '../../errors/index.js';
 import { BHS_LENGTH, DIGEST_LENGTH, MAX_DATA_SEGMENT_LENGTH } from './iscsi-constants.js';
-import { bhsAhsLength, bhsDataSegmentLength, encodeBhs, parsePdu, type IscsiPdu, type RawPdu } from './iscsi-pdu.js';
+import { bhsAhsLength, bhsDataSegmentLength, parsePdu, type IscsiPdu, type RawPdu } from './iscsi-pdu.js';
+import { encodeBhs } from './bhs-encoder.js';
 import { Crc32c, readDigest, writeDigest } from './crc32c.js';
 
 /** Which digests the connection negotiated (HeaderDigest / DataDigest = CRC32C, §13.1). */
