@@ -1,6 +1,8 @@
 /*
  * diskless_raw: AF_PACKET raw Ethernet sockets for Node.js, in C over Node-API.
  *
+ * The addon also exports UdpTransfer, the TFTP transfer socket of udp_transfer.c.
+ *
  * JS surface (wrapped by src/net/open-raw-socket.ts, which is the only caller):
  *   interfaceInfo(ifname) -> { ifname, ifindex, mac: Buffer(6), mtu, hardwareType }
  *   new RawSocket(ifname, ifindex, etherType, filter|null, receiveBufferBytes)
@@ -506,6 +508,9 @@ static napi_value close_js(napi_env env, napi_callback_info info) {
 
 /* ---------- module ---------- */
 
+/* The UdpTransfer class (udp_transfer.c), part of the same addon. */
+napi_value udp_transfer_init(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
     { "start", NULL, start, NULL, NULL, NULL, napi_default, NULL },
@@ -518,7 +523,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "RawSocket", cls);
   napi_create_function(env, "interfaceInfo", NAPI_AUTO_LENGTH, interface_info, NULL, &fn);
   napi_set_named_property(env, exports, "interfaceInfo", fn);
-  return exports;
+  return udp_transfer_init(env, exports);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -7,7 +7,9 @@
  * §4), connected to the client's address and port: the kernel then delivers only the client's
  * packets to it (packets from any other TID are discarded, as §4 asks, by the kernel and so
  * are not answered with ERROR 5) and sends need no per-packet address lookup. The protocol
- * logic is the pure TftpTransfer; this class only moves bytes and runs the timer. Requests
+ * logic is the pure TftpTransfer; this class only moves bytes and runs the timer. The transfer
+ * socket is the native one of the addon when it is built (an ACK arrives as a block number, a
+ * window leaves in one sendmmsg), else node:dgram: see transfer-channel.ts. Requests
  * that are refused get an ERROR packet from the listening socket and are counted in
  * diskless_tftp_refused_total{reason}; packets that are not answered at all are counted in
  * diskless_tftp_dropped_total{reason}.
@@ -26,6 +28,7 @@ import { negotiateOptions } from './negotiate-options.js';
 import { openInRoot, realRoot } from './open-in-root.js';
 import { RefusalReason } from './requested-name.js';
 import { TftpTransfer, type TransferAction } from './tftp-transfer.js';
+import { defaultTransport, openTransferChannel, type TransferChannel, type TransferTransport } from './transfer-channel.js';
 
 /** Options of TftpServer; config keys `tftp.*` map one to one (root defaults to <dataDir>/tftp there). */
 export interface TftpServerOptions {
@@ -43,6 +46,11 @@ export interface TftpServerOptions {
   readonly timeoutMs?: number;
   /** Retransmissions in a row without progress before a transfer is aborted. Default 5. */
   readonly retries?: number;
+  /**
+   * Transfer sockets: 'native' (the addon's, needs `make native`), 'dgram' (node:dgram) or
+   * 'auto' (native when the addon is built). Not a config key; tests pin it. Default 'auto'.
+   */
+  readonly transport?: TransferTransport | 'auto';
   readonly log: Logger;
   readonly metrics: Metrics;
 }
@@ -55,10 +63,11 @@ export const tftpServerDefaults = {
   maxWindowSize: 64,
   timeoutMs: 1000,
   retries: 5,
+  transport: 'auto',
 } as const;
 
-/** Sends queued in libuv (the socket buffer is full) before the send path waits for one to finish. */
-const SEND_QUEUE_LIMIT = 8;
+/** Most packets handed to the channel in one sendBatch call. */
+const BATCH_MAX = 256;
 const METRIC = {
   requests: 'diskless_tftp_requests_total',
   refused: 'diskless_tftp_refused_total',
@@ -72,14 +81,20 @@ const METRIC = {
 interface Transfer {
   readonly key: string;
   readonly filename: string;
-  readonly socket: Socket;
+  readonly channel: TransferChannel;
   readonly machine: TftpTransfer;
   readonly source: BlockSource;
   readonly fd: number;
   readonly optionAck: Buffer | undefined;
   readonly startedAt: number;
+  /** The retransmission timer; it is re-armed lazily (see armTimer). */
   timer: NodeJS.Timeout | undefined;
-  timerMs: number;
+  /** When the pending timer fires (performance.now() ms). */
+  timerDue: number;
+  /** When the retransmission is due: moved forward by every send, without touching the timer. */
+  deadline: number;
+  /** Reused array of the packets of one sendBatch call. */
+  readonly batch: Buffer[];
   /** Bumped by every send action, so a send loop resumed after an await knows it was superseded. */
   generation: number;
   /** Blocks sent so far; added to the metric when the transfer ends (keeps the per-ACK path lean). */
@@ -105,6 +120,7 @@ export class TftpServer implements Service {
   /** Transfers by client address:port, including ones still opening their file (value undefined). */
   private readonly transfers = new Map<string, Transfer | undefined>();
   private stopping = false;
+  private readonly transportUsed: TransferTransport;
 
   constructor(options: TftpServerOptions) {
     this.options = { ...tftpServerDefaults, ...stripUndefined(options) } as Resolved;
@@ -116,6 +132,15 @@ export class TftpServer implements Service {
     checkRange('maxWindowSize', o.maxWindowSize, 1, 65535);
     checkRange('timeoutMs', o.timeoutMs, 1, 255_000);
     checkRange('retries', o.retries, 0, 100);
+    if (o.transport !== 'auto' && o.transport !== 'native' && o.transport !== 'dgram') {
+      throw new DisklessError('CONFIG_INVALID', `tftp.transport is ${String(o.transport)}: allowed auto, native, dgram`, { field: 'tftp.transport', value: o.transport, allowed: ['auto', 'native', 'dgram'] });
+    }
+    this.transportUsed = o.transport === 'auto' ? defaultTransport() : o.transport;
+  }
+
+  /** The transfer socket implementation in use ('native' or 'dgram'). */
+  get transport(): TransferTransport {
+    return this.transportUsed;
   }
 
   /** The bound port (useful with port 0); 0 before start. */
@@ -198,12 +223,12 @@ export class TftpServer implements Service {
     for (const o of reading.ignored) this.metrics.inc('diskless_tftp_options_ignored_total', { reason: o.reason });
     const file = await openInRoot(this.rootReal, request.filename);
     let source: BlockSource;
-    let socket: Socket | undefined;
+    let channel: TransferChannel | undefined;
     try {
       const probe = negotiateOptions(reading.requested, this.options, undefined);
       source = mode === TftpMode.netascii ? await NetasciiBlockSource.open(file.fd, file.size, probe.blockSize) : new FileBlockSource(file.fd, file.size, probe.blockSize, probe.windowSize);
       const negotiated = negotiateOptions(reading.requested, this.options, source.size);
-      socket = await this.openTransferSocket(rinfo);
+      channel = await openTransferChannel(this.transportUsed, this.options.address, rinfo.address, rinfo.port, rinfo.family === 'IPv6');
       if (this.stopping) throw new DisklessError('TFTP_FILE_CHANGED', 'server stopping', { field: 'server' });
       const machine = new TftpTransfer({
         size: source.size,
@@ -216,56 +241,51 @@ export class TftpServer implements Service {
       const t: Transfer = {
         key,
         filename: request.filename,
-        socket,
+        channel,
         machine,
         source,
         fd: file.fd,
         optionAck: negotiated.optionAck.length > 0 ? encodeTftpPacket({ opcode: TftpOpcode.optionAck, options: negotiated.optionAck }) : undefined,
         startedAt: performance.now(),
         timer: undefined,
-        timerMs: 0,
+        timerDue: 0,
+        deadline: 0,
+        batch: [],
         generation: 0,
         blocksSent: 0,
         closed: false,
       };
       this.transfers.set(key, t);
       this.metrics.set(METRIC.active, this.transfers.size);
-      socket.on('message', (msg) => this.onTransferPacket(t, msg));
-      socket.on('error', (err) => {
-        this.log.debug({ err, client: key }, 'tftp transfer socket error');
-        this.finish(t, 'client_gone');
+      channel.start({
+        ack: (block) => this.onAck(t, block),
+        packet: (msg) => this.onTransferPacket(t, msg),
+        error: (err) => {
+          this.log.debug({ err, client: key }, 'tftp transfer socket error');
+          this.finish(t, 'client_gone');
+        },
       });
       this.log.debug({ client: key, file: file.path, size: source.size, blockSize: negotiated.blockSize, windowSize: negotiated.windowSize, ignored: reading.ignored }, 'tftp read request');
       this.execute(t, machine.start());
     } catch (err) {
-      socket?.close();
+      channel?.close();
       closeFd(file.fd, () => undefined);
       throw err;
     }
   }
 
-  private openTransferSocket(rinfo: RemoteInfo): Promise<Socket> {
-    const socket = createSocket({ type: rinfo.family === 'IPv6' ? 'udp6' : 'udp4' });
-    return new Promise<Socket>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, this.options.address, () => {
-        socket.connect(rinfo.port, rinfo.address, () => {
-          socket.off('error', reject);
-          resolve(socket);
-        });
-      });
-    });
+  /** The hot path: one ACK from the client's TID. */
+  private onAck(t: Transfer, block: number): void {
+    if (t.closed) return;
+    const action = t.machine.onAck(block);
+    const verdict = t.machine.lastVerdict;
+    if (verdict === 'stale' || (verdict === 'duplicate' && action.kind === 'none')) this.metrics.inc(METRIC.dropped, { reason: `${verdict}_ack` });
+    this.execute(t, action);
   }
 
+  /** Any datagram from the client's TID other than an ACK. */
   private onTransferPacket(t: Transfer, msg: Buffer): void {
     if (t.closed) return;
-    if (msg.length >= 4 && msg.readUInt16BE(0) === TftpOpcode.ack) {
-      const action = t.machine.onAck(msg.readUInt16BE(2));
-      const verdict = t.machine.lastVerdict;
-      if (verdict === 'stale' || (verdict === 'duplicate' && action.kind === 'none')) this.metrics.inc(METRIC.dropped, { reason: `${verdict}_ack` });
-      this.execute(t, action);
-      return;
-    }
     let opcode: number;
     try {
       opcode = decodeTftpPacket(msg).opcode;
@@ -284,7 +304,7 @@ export class TftpServer implements Service {
       case 'none':
         return;
       case 'send-oack':
-        t.socket.send(t.optionAck!);
+        t.channel.send(t.optionAck!);
         this.armTimer(t);
         return;
       case 'send-data': {
@@ -305,40 +325,72 @@ export class TftpServer implements Service {
     }
   }
 
-  /** Sends blocks first..last; synchronous while the blocks are in memory and the socket keeps up. */
+  /**
+   * Sends blocks first..last, the blocks in memory in one sendBatch call (one sendmmsg on the
+   * native channel); synchronous while the blocks are in memory and the socket keeps up, else
+   * resumed after the read or when the socket has room, unless a newer send superseded it.
+   */
   private sendRange(t: Transfer, first: number, last: number, generation: number): void {
-    for (let b = first; b <= last; b++) {
-      const packet = t.source.packet(b);
-      if (packet === undefined) {
-        t.source.load(b).then(
-          () => {
-            if (!t.closed && t.generation === generation) this.sendRange(t, b, last, generation);
-          },
-          (err: unknown) => this.fail(t, err),
-        );
-        return;
+    let b = first;
+    while (b <= last) {
+      let n = 0;
+      for (; n < BATCH_MAX && b + n <= last; n++) {
+        const packet = t.source.packet(b + n);
+        if (packet === undefined) break;
+        t.batch[n] = packet;
       }
-      t.source.readAhead(b);
-      if (b !== first && t.socket.getSendQueueCount() >= SEND_QUEUE_LIMIT) {
-        t.socket.send(packet, () => {
-          if (!t.closed && t.generation === generation) this.sendRange(t, b + 1, last, generation);
-        });
-        return;
+      if (n > 0) {
+        t.source.readAhead(b + n - 1);
+        let sent: number;
+        try {
+          sent = t.channel.sendBatch(t.batch, n);
+        } catch (err) {
+          this.log.debug({ err, client: t.key }, 'tftp transfer send failed');
+          this.finish(t, 'client_gone');
+          return;
+        }
+        if (sent < n) {
+          const resume = b + sent;
+          t.channel.whenWritable(() => {
+            if (!t.closed && t.generation === generation) this.sendRange(t, resume, last, generation);
+          });
+          return;
+        }
+        b += n;
+        continue;
       }
-      t.socket.send(packet);
+      const missing = b;
+      t.source.load(missing).then(
+        () => {
+          if (!t.closed && t.generation === generation) this.sendRange(t, missing, last, generation);
+        },
+        (err: unknown) => this.fail(t, err),
+      );
+      return;
     }
   }
 
+  /**
+   * Sets the retransmission deadline to now + the machine's timeout. The timer itself is only
+   * touched when it would fire too late (first arm, or a shorter timeout after progress): on
+   * the per-ACK path this is one clock read. When it fires early it re-arms for what is left.
+   */
   private armTimer(t: Transfer): void {
-    const ms = t.machine.timeoutMs;
-    if (t.timer !== undefined && t.timerMs === ms) {
-      t.timer.refresh();
-      return;
-    }
+    const now = performance.now();
+    t.deadline = now + t.machine.timeoutMs;
+    if (t.timer !== undefined && t.timerDue <= t.deadline) return;
     if (t.timer !== undefined) clearTimeout(t.timer);
-    t.timerMs = ms;
+    this.setTimer(t, t.deadline - now);
+  }
+
+  private setTimer(t: Transfer, ms: number): void {
+    t.timerDue = performance.now() + ms;
     t.timer = setTimeout(() => {
-      if (!t.closed) this.execute(t, t.machine.onTimeout());
+      t.timer = undefined;
+      if (t.closed) return;
+      const left = t.deadline - performance.now();
+      if (left >= 1) this.setTimer(t, left);
+      else this.execute(t, t.machine.onTimeout());
     }, ms);
   }
 
@@ -352,15 +404,8 @@ export class TftpServer implements Service {
     if (t.closed) return;
     t.closed = true;
     if (t.timer !== undefined) clearTimeout(t.timer);
-    const closeSocket = () => {
-      try {
-        t.socket.close();
-      } catch {
-        // already closed by an error
-      }
-    };
-    if (errorMessage !== undefined) t.socket.send(encodeError(TftpErrorCode.notDefined, errorMessage), closeSocket);
-    else closeSocket();
+    t.timer = undefined;
+    t.channel.close(errorMessage !== undefined ? encodeError(TftpErrorCode.notDefined, errorMessage) : undefined);
     closeFd(t.fd, () => undefined);
     this.transfers.delete(t.key);
     this.metrics.inc(METRIC.transfers, { result });

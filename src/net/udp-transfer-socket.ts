@@ -1,0 +1,204 @@
+/**
+ * A connected UDP socket for one TFTP transfer, implemented by the native addon
+ * (native/udp_transfer.c, built into native/build/Release/diskless_raw.node by `make native`).
+ * TftpServer uses it instead of node:dgram when the addon is built: an ACK reaches JS as its
+ * block number only (no 64 KiB receive buffer and no rinfo object per datagram), and a window
+ * of DATA packets leaves with one sendmmsg(2). Unprivileged: any user may open one.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isIP } from 'node:net';
+import { DisklessError } from '../errors/index.js';
+
+/** Where node-gyp leaves the addon, relative to the repository root (as in open-raw-socket.ts). */
+const ADDON_PATH = join('native', 'build', 'Release', 'diskless_raw.node');
+
+/** Event kinds the addon reports through `onEvent` (udp_transfer.c UT_EVENT_*). */
+const AddonEvent = { packet: 1, error: 2, writable: 3 } as const;
+
+interface AddonUdpTransfer {
+  readonly localPort: number;
+  start(onAck: (block: number) => void, onEvent: (kind: number, payload: unknown) => void): void;
+  send(packet: Buffer): boolean;
+  sendBatch(packets: readonly Buffer[], count: number): number;
+  waitWritable(): void;
+  close(): void;
+}
+
+interface Addon {
+  UdpTransfer?: new (bindAddress: string, peerAddress: string, peerPort: number) => AddonUdpTransfer;
+}
+
+/** Receivers of one transfer socket. */
+export interface UdpTransferHandlers {
+  /** A datagram of >= 4 bytes with opcode 4 (ACK) arrived: its 16-bit block number. */
+  ack(block: number): void;
+  /** Any other datagram (the callee may keep the Buffer). */
+  packet(datagram: Buffer): void;
+  /** A receive error: ECONNREFUSED once the peer's port is gone (ICMP), read and cleared. */
+  error(err: DisklessError): void;
+}
+
+/** What to open: our end binds to (bindAddress, any port) and connects to the peer. */
+export interface UdpTransferOptions {
+  /** Numeric address of our end (0.0.0.0 / :: for any); same family as peerAddress. */
+  readonly bindAddress: string;
+  readonly peerAddress: string;
+  readonly peerPort: number;
+}
+
+/** An open transfer socket. Methods throw NET_SOCKET_CLOSED after close(). */
+export interface UdpTransferSocket {
+  /** Our ephemeral port (the server's TID). */
+  readonly localPort: number;
+  /** Starts receiving; call once. */
+  start(handlers: UdpTransferHandlers): void;
+  /** Sends one datagram; false when the send buffer is full (nothing sent). Throws NET_SEND_FAILED. */
+  send(datagram: Buffer): boolean;
+  /**
+   * Sends datagrams packets[0..count-1] in order (sendmmsg, 64 per syscall) and returns how
+   * many left; fewer than count when the send buffer filled up: call whenWritable and resume.
+   * Throws NET_SEND_FAILED (ECONNREFUSED when the peer is gone, EMSGSIZE...).
+   */
+  sendBatch(packets: readonly Buffer[], count: number): number;
+  /** Calls `callback` once, as soon as the send buffer has room again. */
+  whenWritable(callback: () => void): void;
+  /** Stops receiving and closes the descriptor; safe to call twice. */
+  close(): void;
+}
+
+/** The nearest directory above this file holding package.json (src/net and dist/src/net alike). */
+function repositoryRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return dirname(fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+/** The addon's UdpTransfer class, or a NET_ADDON_MISSING error saying why there is none. */
+function loadUdpTransfer(): NonNullable<Addon['UdpTransfer']> | DisklessError {
+  const path = join(repositoryRoot(), ADDON_PATH);
+  if (!existsSync(path)) return new DisklessError('NET_ADDON_MISSING', `cannot load the native addon: ${path} does not exist; run \`make build\``, { path });
+  try {
+    const addon = createRequire(import.meta.url)(path) as Addon;
+    if (typeof addon.UdpTransfer === 'function') return addon.UdpTransfer;
+    return new DisklessError('NET_ADDON_MISSING', `cannot use the native addon ${path}: it has no UdpTransfer (built before udp_transfer.c); run \`make build\``, { path });
+  } catch (err) {
+    return new DisklessError('NET_ADDON_MISSING', `cannot load the native addon ${path}: ${(err as Error).message}; run \`make build\``, { path }, { cause: err });
+  }
+}
+
+/** True when the addon is built with UdpTransfer (otherwise TftpServer falls back to node:dgram). */
+export function nativeUdpTransferAvailable(): boolean {
+  return !(loadUdpTransfer() instanceof DisklessError);
+}
+
+interface ErrnoError extends Error {
+  code?: string;
+  syscall?: string;
+}
+
+function wrap(err: unknown, peer: string, what: string): DisklessError {
+  const e = err as ErrnoError;
+  const code = e.code === 'ERR_INVALID_ARG_TYPE' ? 'NET_INVALID_OPTION' : 'NET_SEND_FAILED';
+  return new DisklessError(code, `cannot ${what} for TFTP peer ${peer}: ${e.syscall ?? 'call'} failed with ${e.code ?? e.message}`, { peer, errno: e.code, syscall: e.syscall }, { cause: err });
+}
+
+/**
+ * Opens a transfer socket bound to (bindAddress, 0) and connected to (peerAddress, peerPort):
+ * the kernel delivers only the peer's datagrams. Throws NET_ADDON_MISSING (use
+ * nativeUdpTransferAvailable first), NET_INVALID_OPTION (bad address or port, families
+ * differ), NET_SEND_FAILED (socket, bind or connect failed; data.errno names the cause).
+ */
+export function openUdpTransferSocket(options: UdpTransferOptions): UdpTransferSocket {
+  const { bindAddress, peerAddress, peerPort } = options;
+  const peer = `${peerAddress}:${peerPort}`;
+  for (const [field, value] of [['bindAddress', bindAddress], ['peerAddress', peerAddress]] as const) {
+    if (typeof value !== 'string' || isIP(value) === 0) throw new DisklessError('NET_INVALID_OPTION', `cannot open TFTP transfer socket: ${field} is ${JSON.stringify(value)}, allowed a numeric IPv4 or IPv6 address`, { field, value, allowed: 'numeric IPv4 or IPv6 address' });
+  }
+  if (!Number.isInteger(peerPort) || peerPort < 1 || peerPort > 65535) {
+    throw new DisklessError('NET_INVALID_OPTION', `cannot open TFTP transfer socket: peerPort is ${peerPort}, allowed 1..65535`, { field: 'peerPort', value: peerPort, allowed: '1..65535' });
+  }
+  if (isIP(bindAddress) !== isIP(peerAddress)) {
+    throw new DisklessError('NET_INVALID_OPTION', `cannot open TFTP transfer socket: bindAddress ${bindAddress} and peerAddress ${peerAddress} are of different families`, { field: 'bindAddress', value: bindAddress, allowed: `an IPv${isIP(peerAddress)} address` });
+  }
+  const UdpTransfer = loadUdpTransfer();
+  if (UdpTransfer instanceof DisklessError) throw UdpTransfer;
+  let native: AddonUdpTransfer;
+  try {
+    native = new UdpTransfer(bindAddress, peerAddress, peerPort);
+  } catch (err) {
+    throw wrap(err, peer, 'open transfer socket');
+  }
+  return new NativeUdpTransferSocket(native, peer);
+}
+
+class NativeUdpTransferSocket implements UdpTransferSocket {
+  readonly localPort: number;
+  private closed = false;
+  private started = false;
+  private writable: (() => void) | undefined;
+
+  constructor(
+    private readonly native: AddonUdpTransfer,
+    private readonly peer: string,
+  ) {
+    this.localPort = native.localPort;
+  }
+
+  start(handlers: UdpTransferHandlers): void {
+    this.checkOpen('start receiving');
+    if (this.started) throw new DisklessError('NET_INVALID_OPTION', `cannot start the TFTP transfer socket for ${this.peer} twice`, { field: 'start', value: 2, allowed: 1 });
+    this.started = true;
+    // The ACK handler goes to the addon as is: nothing between the datagram and the state machine.
+    this.native.start(handlers.ack, (kind, payload) => {
+      if (kind === AddonEvent.packet) handlers.packet(payload as Buffer);
+      else if (kind === AddonEvent.error) handlers.error(wrap(payload, this.peer, 'receive'));
+      else if (kind === AddonEvent.writable) {
+        const callback = this.writable;
+        this.writable = undefined;
+        callback?.();
+      }
+    });
+  }
+
+  send(datagram: Buffer): boolean {
+    this.checkOpen('send');
+    try {
+      return this.native.send(datagram);
+    } catch (err) {
+      throw wrap(err, this.peer, `send a ${datagram.length}-byte datagram`);
+    }
+  }
+
+  sendBatch(packets: readonly Buffer[], count: number): number {
+    this.checkOpen('send');
+    try {
+      return this.native.sendBatch(packets, count);
+    } catch (err) {
+      throw wrap(err, this.peer, `send ${count} datagrams`);
+    }
+  }
+
+  whenWritable(callback: () => void): void {
+    this.checkOpen('wait to send');
+    this.writable = callback;
+    this.native.waitWritable();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.writable = undefined;
+    this.native.close();
+  }
+
+  private checkOpen(what: string): void {
+    if (this.closed) throw new DisklessError('NET_SOCKET_CLOSED', `cannot ${what}: the TFTP transfer socket for ${this.peer} is closed`, { peer: this.peer });
+  }
+}
