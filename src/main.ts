@@ -13,6 +13,9 @@ import { Metrics } from './observe/metrics.js';
 import { HttpBootServer } from './services/http/http-boot-server.js';
 import { RaServer } from './services/ra/ra-server.js';
 import { TftpServer } from './services/tftp/tftp-server.js';
+import { IscsiServer } from './services/iscsi/iscsi-server.js';
+import { FileStorageDriver } from './store/file/file-storage-driver.js';
+import { VolumeTargets } from './control/volume-targets.js';
 import { provisionBootFiles } from './control/provision-boot-files.js';
 import type { Service } from './services/service.js';
 
@@ -85,11 +88,20 @@ function buildServices(w: Wiring): Service[] {
           metrics,
         })
       : undefined,
+    ...(config.iscsi.enabled ? iscsiServices(w) : []),
     config.http.enabled
       ? new HttpBootServer({ address: config.http.address, port: config.http.port, root: dirs.http, bootFilesRoot: dirs.tftp, scripts: control, metrics, log })
       : undefined,
   ];
   return services.filter((s): s is Service => s !== undefined);
+}
+
+/** The volumes (created and opened first) and the iSCSI target serving them. */
+function iscsiServices(w: Wiring): Service[] {
+  const { config, log, metrics, control } = w;
+  const driver = new FileStorageDriver({ dataDir: config.server.dataDir });
+  const targets = VolumeTargets.fromConfig(config, driver, () => control.inventory, log);
+  return [targets, new IscsiServer({ address: config.iscsi.address, port: config.iscsi.port, targets, log, metrics })];
 }
 
 /**

@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig } from '../config/load-config.js';
+import { silentLogger } from '../observe/logger.js';
+import { FileStorageDriver } from '../store/file/file-storage-driver.js';
+import { demoMbr } from '../store/demo-disk.js';
+import { Inventory } from './inventory.js';
+import { VolumeTargets } from './volume-targets.js';
+import { isDisklessError } from '../errors/index.js';
+
+const initiator = { name: 'iqn.2010-04.org.ipxe:test', address: '10.0.0.9' };
+
+async function setup(t: { after(fn: () => unknown): void }, extra: Record<string, unknown> = {}) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'dl-vt-'));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const img = join(dataDir, 'src.img');
+  await writeFile(img, Buffer.alloc(4096, 7));
+  const config = validateConfig({
+    server: { dataDir },
+    volumes: [{ name: 'demo', source: 'demo' }, { name: 'blank', size: '1MiB' }, { name: 'imported', source: img, readOnly: true }],
+    nodes: [
+      { name: 'a', mac: '52:54:00:00:00:01', volume: 'demo', chap: { username: 'node-a', secret: 'secret-of-node-a' } },
+      { name: 'b', mac: '52:54:00:00:00:02', volume: 'blank' },
+    ],
+    ...extra,
+  });
+  const driver = new FileStorageDriver({ dataDir });
+  let inventory = Inventory.fromConfig(config);
+  const targets = VolumeTargets.fromConfig(config, driver, () => inventory, silentLogger());
+  await targets.start();
+  t.after(() => targets.stop());
+  return { targets, driver, config, setInventory: (i: Inventory) => (inventory = i) };
+}
+
+test('start creates the declared volumes: the demo marker disk, an empty one, an imported one', async (t) => {
+  const { targets, driver } = await setup(t);
+  assert.deepEqual((await driver.list()).map((v) => [v.name, v.size]), [['blank', 1 << 20], ['demo', 64 << 20], ['imported', 4096]]);
+  const demo = await targets.resolve('iqn.2026-11.io.diskless:demo', initiator);
+  assert.ok(demo);
+  assert.deepEqual(await demo.device.read(0, 512), demoMbr());
+  assert.deepEqual(demo.chap, { username: 'node-a', secret: 'secret-of-node-a' });
+  const imported = await targets.resolve('iqn.2026-11.io.diskless:imported', initiator);
+  assert.equal(imported?.readOnly, true);
+  assert.equal((await imported.device.read(0, 512))[0], 7);
+  assert.equal((await targets.resolve('iqn.2026-11.io.diskless:blank', initiator))?.chap, undefined);
+});
+
+test('unknown targets resolve to null; SendTargets lists every volume', async (t) => {
+  const { targets } = await setup(t);
+  assert.equal(await targets.resolve('iqn.2026-11.io.diskless:nope', initiator), null);
+  assert.equal(await targets.resolve('iqn.1999-01.other:demo', initiator), null);
+  assert.deepEqual((await targets.listTargets(initiator)).map((l) => l.name).sort(), ['iqn.2026-11.io.diskless:blank', 'iqn.2026-11.io.diskless:demo', 'iqn.2026-11.io.diskless:imported']);
+});
+
+test('CHAP secrets follow the live inventory', async (t) => {
+  const { targets, config, setInventory } = await setup(t);
+  setInventory(new Inventory(config.nodes.map((n) => (n.name === 'a' ? { ...n, chap: { username: 'node-a', secret: 'rotated-secret-1' } } : n)), config.volumes, 'exit'));
+  assert.equal((await targets.resolve('iqn.2026-11.io.diskless:demo', initiator))?.chap?.secret, 'rotated-secret-1');
+});
+
+test('an existing volume is reused, not recreated; a missing import source fails start', async (t) => {
+  const first = await setup(t);
+  const device = (await first.targets.resolve('iqn.2026-11.io.diskless:blank', initiator))!.device;
+  await device.write(0, Buffer.alloc(512, 9));
+  await device.flush();
+  await first.targets.stop();
+  const again = VolumeTargets.fromConfig(first.config, first.driver, () => Inventory.fromConfig(first.config), silentLogger());
+  await again.start();
+  t.after(() => again.stop());
+  assert.equal((await (await again.resolve('iqn.2026-11.io.diskless:blank', initiator))!.device.read(0, 512))[0], 9);
+  const bad = VolumeTargets.fromConfig({ ...first.config, volumes: [{ name: 'x', source: '/nonexistent/file.img', readOnly: false }] }, first.driver, () => Inventory.fromConfig(first.config), silentLogger());
+  await assert.rejects(bad.start(), (e: unknown) => isDisklessError(e, 'STORE_NOT_FOUND'));
+});
