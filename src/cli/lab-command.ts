@@ -152,14 +152,14 @@ function lastStage(run: BootRun): string {
   return run.events.filter((e) => e.stage !== BootStage.Failure).at(-1)?.stage ?? BootStage.PowerOn;
 }
 
-function parseMac(value: string): string {
+export function parseMac(value: string): string {
   if (!/^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i.test(value)) {
     throw new DisklessError('USAGE', `option --mac: value ${JSON.stringify(value)} is not allowed; allowed: a MAC like 52:54:00:12:34:56`, { field: '--mac', value, allowed: 'xx:xx:xx:xx:xx:xx' });
   }
   return value.toLowerCase().replace(/-/g, ':');
 }
 
-function parseTimeout(value: string): number {
+export function parseTimeout(value: string): number {
   const s = Number(value);
   if (!Number.isFinite(s) || s <= 0 || s > 3600) {
     throw new DisklessError('USAGE', `option --timeout: value ${JSON.stringify(value)} is not allowed; allowed: seconds, 0 < s <= 3600`, { field: '--timeout', value, allowed: '0 < s <= 3600' });

@@ -9,6 +9,7 @@ import { runCli } from './run-cli.js';
 import { registerConfigCommand } from './config-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerLabCommand } from './lab-command.js';
+import { registerUpCommand } from './up-command.js';
 
 const program = new Command('diskless')
   .description('diskless boot platform: DHCP/proxyDHCP, IPv6 RA, TFTP, HTTP and iSCSI from one server')
@@ -17,5 +18,6 @@ const program = new Command('diskless')
 registerConfigCommand(program);
 registerServeCommand(program);
 registerLabCommand(program);
+registerUpCommand(program);
 
 process.exitCode = await runCli(program, process.argv);
