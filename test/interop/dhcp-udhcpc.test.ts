@@ -180,6 +180,12 @@ describe('DhcpServer with busybox udhcpc over a veth pair', { timeout: 120_000, 
       frame(encodeDhcpMessage({ ...base, chaddr: Buffer.alloc(8, 1) })),
       frame(encodeDhcpMessage({ ...base, options: new Map([[DhcpOption.messageType, uint8Value(DhcpMessageType.request)], [DhcpOption.serverIdentifier, ipv4Value('10.203.0.2')], [DhcpOption.requestedIpAddress, ipv4Value('10.203.0.105')]]) })),
     ]) await send(f);
+    // not DHCP: the kernel-side BPF filter keeps these from ever reaching the server
+    const dns = encodeIpv4Udp({ source: '0.0.0.0', destination: '255.255.255.255', sourcePort: 68, destinationPort: 53, payload: valid });
+    await send(encodeEthernetFrame(BROADCAST_MAC, mac, EtherType.ipv4, dns));
+    const fragment = frame(valid);
+    fragment.writeUInt16BE(0x2000, 14 + 6); // more fragments (header checksum now stale too)
+    await send(fragment);
     await peer.request({ op: 'clear' });
     await send(frame(valid));
     const end = Date.now() + 5000;
@@ -206,5 +212,6 @@ describe('DhcpServer with busybox udhcpc over a veth pair', { timeout: 120_000, 
     assert.equal(await dropped('bootreply'), 1);
     assert.equal(await dropped('bad-hlen'), 1);
     assert.equal(await dropped('other-server'), 1);
+    assert.equal(await dropped('not-for-us'), 0, 'filtered in the kernel');
   });
 });

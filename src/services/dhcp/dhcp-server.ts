@@ -183,7 +183,9 @@ export class DhcpServer implements Service {
       const eth = decodeEthernetFrame(frame);
       if (eth.etherType !== EtherType.ipv4 || eth.vlan !== undefined) return this.drop('not-for-us');
       const ip = decodeIpv4Udp(eth.payload, { acceptPartialUdpChecksum: true });
-      if (!this.addressedToUs(ip.destination)) return this.drop('not-for-us', ip.destination);
+      if (!this.addressedToUs(ip.destination) || (ip.destinationPort !== DhcpPort.server && ip.destinationPort !== DhcpPort.pxe)) {
+        return this.drop('not-for-us', `${ip.destination}:${ip.destinationPort}`);
+      }
       const message = decodeDhcpMessage(ip.payload);
       this.options.log.debug({ ifname: socket.ifname, source: ip.source, xid: message.xid, type: message.options.get(DhcpOption.messageType)?.[0] }, 'dhcp request');
       const result = engine.inspect(message, { port: ip.destinationPort, sourceAddress: ip.source, sourcePort: ip.sourcePort });
