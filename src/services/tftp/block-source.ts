@@ -23,7 +23,7 @@ const readvP = promisify(readv);
 
 /** Largest file served in netascii mode (translated in memory). */
 export const NETASCII_MAX_FILE = 16 * 1024 * 1024;
-const CHUNK_MIN_BYTES = 64 * 1024;
+const CHUNK_MIN_BYTES = 256 * 1024;
 const CHUNK_MAX_BYTES = 1024 * 1024;
 const CHUNK_MAX_BLOCKS = 1024;
 const CHUNKS_KEPT = 4;
