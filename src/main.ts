@@ -13,6 +13,7 @@ import { Metrics } from './observe/metrics.js';
 import { HttpBootServer } from './services/http/http-boot-server.js';
 import { RaServer } from './services/ra/ra-server.js';
 import { TftpServer } from './services/tftp/tftp-server.js';
+import { DhcpServer } from './services/dhcp/dhcp-server.js';
 import { IscsiServer } from './services/iscsi/iscsi-server.js';
 import { FileStorageDriver } from './store/file/file-storage-driver.js';
 import { VolumeTargets } from './control/volume-targets.js';
@@ -64,16 +65,13 @@ function directories(config: Config): { http: string; tftp: string } {
 function buildServices(w: Wiring): Service[] {
   const { config, log, metrics, control } = w;
   const dirs = directories(config);
+  // Start order: whatever a booting machine reaches last starts first, so by the time DHCP
+  // answers, the boot file, the script and the volume are already served.
   const services: Array<Service | undefined> = [
     control,
-    config.ra.enabled
-      ? new RaServer({
-          interfaces: config.ra.interfaces ?? config.dhcp.interfaces,
-          intervalSeconds: config.ra.intervalSeconds,
-          ...(config.ra.prefix === undefined ? {} : { prefix: config.ra.prefix }),
-          log,
-          metrics,
-        })
+    ...(config.iscsi.enabled ? iscsiServices(w) : []),
+    config.http.enabled
+      ? new HttpBootServer({ address: config.http.address, port: config.http.port, root: dirs.http, bootFilesRoot: dirs.tftp, scripts: control, metrics, log })
       : undefined,
     config.tftp.enabled
       ? new TftpServer({
@@ -88,9 +86,25 @@ function buildServices(w: Wiring): Service[] {
           metrics,
         })
       : undefined,
-    ...(config.iscsi.enabled ? iscsiServices(w) : []),
-    config.http.enabled
-      ? new HttpBootServer({ address: config.http.address, port: config.http.port, root: dirs.http, bootFilesRoot: dirs.tftp, scripts: control, metrics, log })
+    config.ra.enabled
+      ? new RaServer({
+          interfaces: config.ra.interfaces ?? config.dhcp.interfaces,
+          intervalSeconds: config.ra.intervalSeconds,
+          ...(config.ra.prefix === undefined ? {} : { prefix: config.ra.prefix }),
+          log,
+          metrics,
+        })
+      : undefined,
+    config.dhcp.mode !== 'off'
+      ? new DhcpServer({
+          config: { dhcp: config.dhcp },
+          serverAddress: config.server.address,
+          dataDir: config.server.dataDir,
+          policy: control,
+          reservedAddresses: config.nodes.flatMap((n) => (n.ip === undefined ? [] : [n.ip])),
+          log,
+          metrics,
+        })
       : undefined,
   ];
   return services.filter((s): s is Service => s !== undefined);
