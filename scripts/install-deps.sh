@@ -16,6 +16,7 @@ DEB_PACKAGES=(
   python3 make g++                              # node-gyp toolchain for the native addon
   busybox-static                                # udhcpc: a real DHCP client for the DHCP interop tests
   ovmf                                          # UEFI firmware for `diskless lab boot --uefi`
+  mtools dosfstools                             # read back our FAT images in tests (mdir, mtype, fsck.fat)
 )
 
 missing=()

@@ -11,5 +11,6 @@ export const storeErrors = {
   STORE_READ_ONLY: { summary: 'a write, flush of writes, or unmap was sent to a volume opened read-only', retryable: false },
   STORE_CLOSED: { summary: 'an operation was sent to a block device after close()', retryable: false },
   STORE_IO: { summary: 'the operating system failed a read, write, sync or metadata operation on the volume file', retryable: true },
+  STORE_INVALID_IMAGE: { summary: 'a built-in disk image (FAT filesystem, EFI application, partition table) cannot be built as asked: a name that is not 8.3, contents that do not fit, a size outside FAT12/16', retryable: false },
   STORE_BAD_METADATA: { summary: 'a volume metadata sidecar is not valid JSON of the expected shape or version', retryable: false },
 } as const satisfies ErrorTable;
