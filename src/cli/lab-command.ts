@@ -89,6 +89,8 @@ export interface LabBootOptions {
   readonly namespace: string;
   readonly mac: string;
   readonly uefi: boolean;
+  /** Firmware PXE: OVMF's own PXE client on a virtio NIC without iPXE ROM (needs `uefi`). */
+  readonly nativePxe?: boolean;
   readonly timeoutMs: number;
   /** Copy the raw serial console to this stream. */
   readonly console?: NodeJS.WritableStream;
@@ -110,13 +112,15 @@ export async function labBoot(options: LabBootOptions): Promise<BootRun> {
   const tap = await lab.addTap();
   let previous: BootEvent | undefined;
   let run: BootRun;
-  out.write(`booting ${options.mac} (${options.uefi ? 'UEFI' : 'BIOS'}) on ${tap} in ${lab.namespace}\n${TIMELINE_HEADER}\n`);
+  const mode = options.uefi ? (options.nativePxe ? 'UEFI, firmware PXE' : 'UEFI') : 'BIOS';
+  out.write(`booting ${options.mac} (${mode}) on ${tap} in ${lab.namespace}\n${TIMELINE_HEADER}\n`);
   try {
     run = await runBoot({
       namespace: lab.namespace,
       tap,
       mac: options.mac,
       uefi: options.uefi,
+      ...(options.nativePxe ? { nativePxe: true } : {}),
       timeoutMs: options.timeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
       onEvent: (event) => {
@@ -190,11 +194,12 @@ export function registerLabCommand(program: Command): void {
     .description('boot one VM in the lab and print its timeline; exit 0 at the marker')
     .option('--mac <mac>', 'MAC of the VM NIC', LAB_DEMO_MAC)
     .option('--uefi', 'boot with OVMF (UEFI) instead of SeaBIOS', false)
+    .option('--native-pxe', "PXE boot with the firmware's own client (OVMF, virtio NIC without iPXE ROM: DHCP, TFTP of ipxe.efi, then iPXE); implies --uefi", false)
     .option('--timeout <seconds>', 'give up after this long', '60')
     .option('--console', 'copy the serial console to stderr', false)
     .option('--transcript <file>', 'save the console as a *.console.jsonl transcript')
     .option(ns, nsHelp, LAB_DEFAULTS.namespace)
-    .action(async (opts: { mac: string; uefi: boolean; timeout: string; console: boolean; transcript?: string; namespace: string }) => {
+    .action(async (opts: { mac: string; uefi: boolean; nativePxe: boolean; timeout: string; console: boolean; transcript?: string; namespace: string }) => {
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);
@@ -203,7 +208,8 @@ export function registerLabCommand(program: Command): void {
         await labBoot({
           namespace: opts.namespace,
           mac: parseMac(opts.mac),
-          uefi: opts.uefi,
+          uefi: opts.uefi || opts.nativePxe,
+          nativePxe: opts.nativePxe,
           timeoutMs: parseTimeout(opts.timeout),
           signal: controller.signal,
           ...(opts.console ? { console: process.stderr } : {}),

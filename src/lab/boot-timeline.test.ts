@@ -9,7 +9,8 @@ import { ConsoleLines } from './console-lines.js';
 import { isDisklessError } from '../errors/index.js';
 
 // Fixtures are real QEMU consoles (SeaBIOS 1.16.2 + iPXE 1.0.0+git-20190125 e1000 ROM) recorded
-// in the lab against dnsmasq + tgt; tests run from dist/, fixtures stay in src/.
+// in the lab against dnsmasq + tgt, and OVMF ones (uefi-*: iPXE EFI ROM; uefi-native-pxe*:
+// OVMF's own PXE client, against our server); tests run from dist/, fixtures stay in src/.
 const here = dirname(fileURLToPath(import.meta.url));
 const testdata = join(here, '..', '..', '..', 'src', 'lab', 'testdata');
 
@@ -201,4 +202,33 @@ test('NIC statistics after "(open)" carry an error URL but are no failure (seen 
   assert.equal(t.outcome, 'running');
   t.feed('Configuring (net0 52:54:00:12:34:56).... ok\r\n', 8200);
   assert.equal(t.stageAt(BootStage.Dhcp), 8200);
+});
+
+test('UEFI firmware PXE (OVMF, virtio NIC without ROM): pxe, pxe-dhcp and nbp stages, then iPXE from TFTP to the marker', () => {
+  const t = replay(load('uefi-native-pxe'));
+  assert.equal(t.outcome, 'marker');
+  assert.deepEqual(
+    t.events.map((e) => e.stage),
+    [BootStage.PowerOn, BootStage.Firmware, BootStage.Pxe, BootStage.PxeDhcp, BootStage.Nbp, BootStage.Ipxe, BootStage.Nic, BootStage.Dhcp, BootStage.Script, BootStage.San, BootStage.Marker],
+  );
+  const at = (s: BootStage) => t.stageAt(s)!;
+  // ">>Start PXE over IPv4." is left open until DHCP is done: the stage is when it appeared.
+  assert.ok(at(BootStage.Pxe) - at(BootStage.Firmware) < 100, `pxe at ${at(BootStage.Pxe)}`);
+  // EDK2 collects DHCP offers for its whole first 4 s discover timeout (PXE 2.1) before it requests.
+  const dhcp = at(BootStage.PxeDhcp) - at(BootStage.Pxe);
+  assert.ok(dhcp > 3_000 && dhcp < 4_500, `firmware DHCP took ${dhcp} ms`);
+  const nbp = t.events.find((e) => e.stage === BootStage.Nbp)!;
+  assert.deepEqual(nbp.detail, { file: 'ipxe.efi', size: '850528' });
+  assert.ok(at(BootStage.Nbp) - at(BootStage.PxeDhcp) < 500, 'TFTP of 850 KB with windowsize 4');
+  assert.equal(t.events.find((e) => e.stage === BootStage.PxeDhcp)!.detail.address, '10.77.0.100');
+});
+
+test('UEFI firmware PXE with no DHCP server: PXE-E18 after EDK2 gives up (4+8+16+32 s of retries)', () => {
+  const t = replay(load('uefi-native-pxe-fail-no-dhcp'));
+  assert.equal(t.outcome, 'failed');
+  assert.equal(t.failure?.detail.error, 'E18');
+  assert.match(t.failure!.line, /PXE-E18: Server response timeout\./);
+  assert.ok(t.stageAt(BootStage.Pxe)! < 3_500, 'the pxe stage is dated when the text appeared, not when its line ended');
+  assert.ok(t.failure!.atMs > 60_000, `gave up at ${t.failure!.atMs}`);
+  assert.equal(t.stageAt(BootStage.PxeDhcp), undefined);
 });

@@ -4,16 +4,26 @@ import { ConsoleLines, type ConsoleLinesOptions } from './console-lines.js';
  * Reads a booting machine's serial console and tells when each boot stage was reached. Pure:
  * the caller supplies each chunk with its arrival time (ms since power-on), so the same code
  * serves a live QEMU console, a recorded transcript, and tests. The console strings it knows
- * are the ones SeaBIOS 1.16, iPXE 1.0.0+git-20190125 (Debian ipxe-qemu) and OVMF print; the
- * table is in docs/lab.md.
+ * are the ones SeaBIOS 1.16, iPXE 1.0.0+git-20190125 (Debian ipxe-qemu) and OVMF (Debian
+ * 2022.11, including its own PXE client) print; the table is in docs/lab.md.
  */
 
-/** Boot stages in the order a successful BIOS iSCSI boot reaches them. */
+/**
+ * Boot stages in the order a successful iSCSI boot reaches them. `pxe`, `pxe-dhcp` and `nbp`
+ * only occur with firmware PXE (OVMF's own client loading ipxe.efi over TFTP); a NIC with the
+ * iPXE option ROM goes from `firmware` straight to `ipxe`.
+ */
 export const BootStage = {
   /** t = 0: the VM process was started. */
   PowerOn: 'power-on',
   /** System firmware banner (SeaBIOS, or OVMF's first output). */
   Firmware: 'firmware',
+  /** The firmware's own PXE client started (EDK2: ">>Start PXE over IPv4."); firmware PXE only. */
+  Pxe: 'pxe',
+  /** The firmware's PXE client got its address (EDK2: "Station IP address is a.b.c.d"). */
+  PxeDhcp: 'pxe-dhcp',
+  /** The firmware downloaded the network boot program over TFTP (EDK2: "NBP file downloaded successfully."). */
+  Nbp: 'nbp',
   /** iPXE is running (option ROM banner, or its version banner when chainloaded). */
   Ipxe: 'ipxe',
   /** iPXE opened the NIC ("net0: <mac> using 82540em ... (open)"). */
@@ -37,7 +47,10 @@ export interface BootEvent {
   /** Milliseconds since power-on when the chunk completing the match arrived. */
   readonly atMs: number;
   readonly line: string;
-  /** Facts read from the line: `mac`, `address`, `url`, `device`, `error` (iPXE error code), `version`. */
+  /**
+   * Facts read from the line: `mac`, `address`, `url`, `device`, `error` (iPXE or PXE error
+   * code), `version`, `protocol`; for `nbp`, `file` and `size` from the lines before it.
+   */
   readonly detail: Readonly<Record<string, string>>;
 }
 
@@ -49,6 +62,11 @@ interface StageRule {
   readonly pattern: RegExp;
   /** Names of the capture groups, in order, copied into `detail`. */
   readonly groups?: readonly string[];
+  /**
+   * Also try the line while it is still being printed: for a line the firmware leaves open
+   * (no CR/LF) until its next output, which may come seconds later.
+   */
+  readonly partial?: boolean;
 }
 
 const MAC = '[0-9a-f]{2}(?::[0-9a-f]{2}){5}';
@@ -59,6 +77,12 @@ export const STAGE_PATTERNS: readonly StageRule[] = [
   { stage: BootStage.Firmware, pattern: /SeaBIOS \(version ([^)]+)\)/, groups: ['version'] },
   // OVMF prints nothing on serial before its boot manager: its first line is a BdsDxe one.
   { stage: BootStage.Firmware, pattern: /^BdsDxe: / },
+  // EDK2's PXE base code (NetworkPkg UefiPxeBcDxe), indented by two spaces on the console.
+  // EDK2 prints ">>Start PXE over IPv4." without a line end and ends the line only when DHCP is
+  // done (or has failed): the stage time is when the text appeared.
+  { stage: BootStage.Pxe, pattern: /^>>Start PXE over (IPv4|IPv6)\.$/, groups: ['protocol'], partial: true },
+  { stage: BootStage.PxeDhcp, pattern: /^\s*Station IP address is (\S+)/, groups: ['address'] },
+  { stage: BootStage.Nbp, pattern: /^\s*NBP file downloaded successfully/ },
   { stage: BootStage.Ipxe, pattern: /^iPXE \(PCI [0-9a-f:.]+\) starting execution/ },
   { stage: BootStage.Ipxe, pattern: /^iPXE (\d[\w.+-]*) -- Open Source Network Boot Firmware/, groups: ['version'] },
   { stage: BootStage.Ipxe, pattern: /^iPXE initialising devices/ },
@@ -69,6 +93,15 @@ export const STAGE_PATTERNS: readonly StageRule[] = [
   { stage: BootStage.Script, pattern: /^(\S+) : \d+ bytes \[script\]/, groups: ['url'] },
   { stage: BootStage.San, pattern: /^Registered SAN device (0x[0-9a-f]+)/, groups: ['device'] },
   { stage: BootStage.San, pattern: /Booting from SAN device (0x[0-9a-f]+)/, groups: ['device'] },
+];
+
+/**
+ * Facts remembered from lines that are no stage, and attached to a later stage's detail: EDK2
+ * names the boot file and its size (from the TFTP tsize option) before downloading it.
+ */
+const FACT_PATTERNS: readonly { readonly stage: BootStage; readonly fact: string; readonly pattern: RegExp }[] = [
+  { stage: BootStage.Nbp, fact: 'file', pattern: /^\s*NBP filename is (\S+)/ },
+  { stage: BootStage.Nbp, fact: 'size', pattern: /^\s*NBP filesize is (\d+) Bytes/ },
 ];
 
 /**
@@ -83,6 +116,8 @@ export const FAILURE_PATTERNS: readonly RegExp[] = [
   /^No configuration methods succeeded/,
   /^Boot failed\b/,
   /^No bootable device/,
+  // EDK2's PXE client: "  PXE-E16: No valid offer received.", "  PXE-E18: Server response timeout."
+  /^\s*PXE-(E[0-9A-F]{2}):/,
 ];
 
 /**
@@ -110,6 +145,7 @@ export class BootTimeline {
   readonly #lines: ConsoleLines;
   readonly #marker: string;
   readonly #events: BootEvent[] = [];
+  readonly #facts = new Map<BootStage, Record<string, string>>();
   #outcome: BootOutcome = 'running';
   #lastAtMs = 0;
 
@@ -152,6 +188,7 @@ export class BootTimeline {
     for (const line of update.snapshots) this.#match(line, t, out);
     // The marker may be printed without a line end (a halted MBR program): look at the partial line too.
     this.#matchMarker(update.partial, t, out);
+    if (update.partial !== '') this.#matchStages(update.partial, t, out, true);
     return out;
   }
 
@@ -178,19 +215,27 @@ export class BootTimeline {
     this.#emit({ stage: BootStage.Marker, atMs, line, detail: {} }, out);
   }
 
-  #match(line: string, atMs: number, out: BootEvent[]): void {
-    if (line === '') return;
+  #matchStages(line: string, atMs: number, out: BootEvent[], partial: boolean): void {
     for (const rule of STAGE_PATTERNS) {
-      if (this.#has(rule.stage)) continue;
+      if ((partial && !rule.partial) || this.#has(rule.stage)) continue;
       const m = rule.pattern.exec(line);
       if (!m) continue;
-      const detail: Record<string, string> = {};
+      const detail: Record<string, string> = { ...this.#facts.get(rule.stage) };
       rule.groups?.forEach((name, i) => {
         const value = m[i + 1];
         if (value !== undefined) detail[name] = value;
       });
       this.#emit({ stage: rule.stage, atMs, line, detail }, out);
     }
+  }
+
+  #match(line: string, atMs: number, out: BootEvent[]): void {
+    if (line === '') return;
+    for (const f of FACT_PATTERNS) {
+      const m = f.pattern.exec(line);
+      if (m?.[1] !== undefined && !this.#has(f.stage)) this.#facts.set(f.stage, { ...this.#facts.get(f.stage), [f.fact]: m[1] });
+    }
+    this.#matchStages(line, atMs, out, false);
     this.#matchMarker(line, atMs, out);
     if (this.#outcome !== 'running' || NOT_A_FAILURE.test(line)) return;
     for (const pattern of FAILURE_PATTERNS) {

@@ -11,6 +11,8 @@ export const QEMU_VM_DEFAULTS = {
   memoryMb: 256,
   /** e1000's option ROM is iPXE (Debian ipxe-qemu): the VM PXE boots with real iPXE. */
   nic: 'e1000',
+  /** NIC of a `nativePxe` VM: OVMF drives it with its own VirtioNetDxe, no option ROM needed. */
+  nativePxeNic: 'virtio-net-pci',
   ovmfPath: '/usr/share/ovmf/OVMF.fd',
 } as const;
 
@@ -25,6 +27,13 @@ export interface QemuVmOptions {
   /** Boot with OVMF (UEFI) instead of SeaBIOS. Needs Debian's `ovmf`. */
   readonly uefi?: boolean;
   readonly ovmfPath?: string;
+  /**
+   * Boot with the firmware's own PXE client instead of iPXE: the NIC gets no option ROM
+   * (`romfile=` empty) and defaults to virtio-net-pci, so OVMF's VirtioNetDxe and EDK2's PXE
+   * client do DHCP (option 93 arch 7) and fetch the boot file over TFTP. Needs `uefi`: SeaBIOS
+   * has no PXE client of its own.
+   */
+  readonly nativePxe?: boolean;
   readonly memoryMb?: number;
   readonly nic?: string;
   readonly qemuBinary?: string;
@@ -49,7 +58,8 @@ export interface VmExit {
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 /**
- * One QEMU VM that network-boots through SeaBIOS (or OVMF) and the NIC's iPXE ROM, with the
+ * One QEMU VM that network-boots through SeaBIOS (or OVMF) and the NIC's iPXE ROM (or, with
+ * `nativePxe`, OVMF's own PXE client on a NIC without option ROM), with the
  * serial console on stdout (`-nographic`) read as a stream. Power-on is the moment `start`
  * spawns QEMU; console chunk times are ms since then. QEMU is tied to this process (SIGKILL if
  * it dies, via setpriv --pdeathsig) and `stop` kills it, so a VM never outlives its owner.
@@ -72,6 +82,13 @@ export class QemuVm {
     if (!Number.isInteger(mem) || mem < 32 || mem > 65536) {
       throw new DisklessError('LAB_INVALID_OPTION', `VM option memoryMb: value ${mem} is not allowed; allowed: 32..65536`, { field: 'memoryMb', value: mem });
     }
+    if (options.nativePxe && !options.uefi) {
+      throw new DisklessError('LAB_INVALID_OPTION', 'VM option nativePxe: value true is not allowed without uefi; allowed: nativePxe with uefi (SeaBIOS has no PXE client without a NIC option ROM)', {
+        field: 'nativePxe',
+        value: true,
+        allowed: 'with uefi: true',
+      });
+    }
     this.options = options;
   }
 
@@ -85,10 +102,17 @@ export class QemuVm {
       '-no-reboot',
       '-boot', 'n',
       '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
-      '-device', `${o.nic ?? QEMU_VM_DEFAULTS.nic},netdev=n0,mac=${o.mac.toLowerCase()}`,
+      '-device', this.#nicDevice(),
     ];
     if (o.uefi) args.push('-bios', o.ovmfPath ?? QEMU_VM_DEFAULTS.ovmfPath);
     return args.concat(o.extraArgs ?? []);
+  }
+
+  /** The `-device` value of the NIC; `romfile=` (no option ROM) for firmware PXE. */
+  #nicDevice(): string {
+    const o = this.options;
+    const nic = o.nic ?? (o.nativePxe ? QEMU_VM_DEFAULTS.nativePxeNic : QEMU_VM_DEFAULTS.nic);
+    return `${nic},netdev=n0,mac=${o.mac.toLowerCase()}${o.nativePxe ? ',romfile=' : ''}`;
   }
 
   /** Powers the VM on. Throws LAB_TOOL_MISSING when UEFI is asked for and OVMF is absent. */
