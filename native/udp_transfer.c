@@ -12,18 +12,31 @@
  *       socket(AF_INET or AF_INET6, SOCK_DGRAM|SOCK_NONBLOCK), bind (bindAddress, port 0),
  *       connect (peerAddress, peerPort). The object gets `localPort` (the bound port).
  *   .start(onAck, onEvent)
- *       onAck(block)           a datagram of >= 4 bytes whose opcode is 4 (ACK): its block number
+ *       onAck(block, sent)     a datagram of >= 4 bytes whose opcode is 4 (ACK): its block
+ *                              number, and how many staged datagrams it released (-1: none)
  *       onEvent(1, Buffer)     any other datagram (a copy)
  *       onEvent(2, Error)      a receive error (ECONNREFUSED once the client's port is gone)
  *       onEvent(3)             the socket became writable after waitWritable()
  *   .send(buffer) -> bool      one datagram; false when the send buffer is full (EAGAIN)
  *   .sendBatch(buffers, count) -> n   datagrams buffers[0..count-1] with sendmmsg; n < count
  *                              when the send buffer filled up (call waitWritable and resume)
+ *   .stage(ackBlock, buffers, count)  the next window, sent from C the moment an ACK with
+ *                              block number ackBlock arrives, before JS runs (see below);
+ *                              ackBlock -1 or count 0 clears it
  *   .waitWritable()            reports onEvent(3) once, when the send buffer has room
  *   .close()                   stops receiving and closes the descriptor; safe twice
  *
  * Errors are thrown as JS Errors whose `code` is the errno name, with `errno`, `syscall` and
- * `peer` properties. The descriptor is polled by libuv (uv_poll); each wake-up takes the
+ * `peer` properties.
+ *
+ * The staged window. In a lock-step or windowed transfer the answer to the ACK of the last
+ * block sent is known in advance: the next window. JS (which runs the protocol state machine)
+ * stages it after each send; when exactly that ACK arrives, on_poll sends the staged window
+ * at once with sendmmsg and only then calls onAck(block, sent), which checks that the machine
+ * asked for that window and carries on from `sent`. Any other datagram goes to JS untouched.
+ * The stage is one-shot: a duplicate of the ACK finds it cleared. The JS array passed to
+ * stage() is held by a reference until the next stage(), so its Buffers stay alive; it must
+ * not be changed in between (the kernel copies a datagram's bytes when it is sent). The descriptor is polled by libuv (uv_poll); each wake-up takes the
  * pending datagrams with recvmmsg() into a per-socket scratch buffer (2 KiB per datagram: a
  * longer one is delivered truncated).
  */
@@ -73,6 +86,12 @@ typedef struct udp_transfer {
   napi_async_context async_context;
   napi_async_cleanup_hook_handle cleanup_hook;
   unsigned char *scratch;
+  int32_t st_ack;           /* wire block number that releases the staged window; -1: none */
+  uint32_t st_count;        /* datagrams staged */
+  uint32_t st_cap;          /* capacity of st_iov / st_msgs */
+  struct iovec *st_iov;
+  struct mmsghdr *st_msgs;
+  napi_ref st_array;        /* the JS array holding the staged Buffers */
   char peer[INET6_ADDRSTRLEN + 8];
 } udp_transfer;
 
@@ -147,6 +166,8 @@ static int ut_bytes(napi_env env, napi_value v, void **data, size_t *length) {
 
 static void ut_maybe_free(udp_transfer *s) {
   if (s->finalized && s->handle_closed) {
+    free(s->st_iov);
+    free(s->st_msgs);
     free(s->scratch);
     free(s);
   }
@@ -173,6 +194,8 @@ static void ut_on_handle_closed(uv_handle_t *handle) {
 static void ut_delete_callbacks(udp_transfer *s) {
   if (s->on_ack != NULL) { napi_delete_reference(s->env, s->on_ack); s->on_ack = NULL; }
   if (s->on_event != NULL) { napi_delete_reference(s->env, s->on_event); s->on_event = NULL; }
+  if (s->st_array != NULL) { napi_delete_reference(s->env, s->st_array); s->st_array = NULL; }
+  s->st_ack = -1;
 }
 
 /* Stops receiving and closes the descriptor. Idempotent. */
@@ -270,6 +293,7 @@ static napi_value ut_construct(napi_env env, napi_callback_info info) {
   s->fd = fd;
   s->scratch = scratch;
   s->handle_closed = 1; /* no handle until start() */
+  s->st_ack = -1;
   memcpy(s->peer, peer_text, sizeof s->peer);
   if (napi_wrap(env, self, s, ut_finalize, NULL, NULL) != napi_ok) {
     close(fd); free(scratch); free(s);
@@ -305,6 +329,24 @@ static void ut_event(udp_transfer *s, int kind, napi_value payload) {
   if (payload == NULL) napi_get_undefined(s->env, &argv[1]);
   else argv[1] = payload;
   ut_call(s, s->on_event, 2, argv);
+}
+
+/* Sends the staged window (clearing the stage) and returns how many datagrams left; stops at
+ * EAGAIN (JS sends the rest) or at an error, stored in *error. */
+static int32_t ut_send_staged(udp_transfer *s, int *error) {
+  uint32_t count = s->st_count, done = 0;
+  s->st_ack = -1;
+  while (done < count) {
+    uint32_t n = count - done > 1024 ? 1024 : count - done;
+    int r = n == 1 ? (send(s->fd, s->st_iov[done].iov_base, s->st_iov[done].iov_len, 0) < 0 ? -1 : 1) : sendmmsg(s->fd, s->st_msgs + done, n, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) *error = errno;
+      break;
+    }
+    done += (uint32_t)r;
+  }
+  return (int32_t)done;
 }
 
 static void ut_on_poll(uv_poll_t *handle, int status, int events) {
@@ -347,9 +389,15 @@ static void ut_on_poll(uv_poll_t *handle, int status, int events) {
       const unsigned char *d = iov[i].iov_base;
       size_t r = msgs[i].msg_len;
       if (r >= 4 && d[0] == 0 && d[1] == UT_OPCODE_ACK) {
-        napi_value block;
-        napi_create_uint32(env, ((uint32_t)d[2] << 8) | d[3], &block);
-        ut_call(s, s->on_ack, 1, &block);
+        uint32_t number = ((uint32_t)d[2] << 8) | d[3];
+        int32_t sent = -1;
+        int send_error = 0;
+        if (s->st_ack >= 0 && number == (uint32_t)s->st_ack) sent = ut_send_staged(s, &send_error);
+        napi_value argv[2];
+        napi_create_uint32(env, number, &argv[0]);
+        napi_create_int32(env, sent, &argv[1]);
+        ut_call(s, s->on_ack, 2, argv);
+        if (send_error != 0 && s->fd >= 0) ut_event(s, UT_EVENT_ERROR, ut_errno_error(env, "sendmmsg", s->peer, send_error));
       } else {
         napi_value copy;
         napi_create_buffer_copy(env, r, d, NULL, &copy);
@@ -464,6 +512,58 @@ out:;
   return result;
 }
 
+static napi_value ut_stage(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  udp_transfer *s = ut_unwrap(env, info, &argc, argv);
+  if (s == NULL) return NULL;
+  napi_valuetype t0, t2;
+  bool is_array = false;
+  double ack, count;
+  uint32_t length = 0;
+  if (argc < 3 || napi_typeof(env, argv[0], &t0) != napi_ok || napi_typeof(env, argv[2], &t2) != napi_ok || t0 != napi_number || t2 != napi_number)
+    return ut_throw_type(env, "stage(ackBlock, packets, count): ackBlock and count must be numbers");
+  napi_is_array(env, argv[1], &is_array);
+  if (!is_array) return ut_throw_type(env, "stage(ackBlock, packets, count): packets must be an array of Buffers");
+  napi_get_array_length(env, argv[1], &length);
+  napi_get_value_double(env, argv[0], &ack);
+  napi_get_value_double(env, argv[2], &count);
+  if (!(ack >= -1 && ack <= 65535) || ack != (double)(int32_t)ack) return ut_throw_type(env, "stage: ackBlock must be an integer -1..65535");
+  if (!(count >= 0 && count <= length) || count != (double)(uint32_t)count) return ut_throw_type(env, "stage: count must be an integer 0..packets.length");
+  if (s->fd < 0) return ut_throw_errno(env, "stage", s->peer, EBADF);
+  s->st_ack = -1;
+  uint32_t n = (uint32_t)count;
+  if (ack < 0 || n == 0) return NULL;
+  if (n > s->st_cap) {
+    struct iovec *iov = realloc(s->st_iov, n * sizeof *iov);
+    if (iov != NULL) s->st_iov = iov;
+    struct mmsghdr *msgs = realloc(s->st_msgs, n * sizeof *msgs);
+    if (msgs != NULL) s->st_msgs = msgs;
+    if (iov == NULL || msgs == NULL) return ut_throw_errno(env, "stage", s->peer, ENOMEM);
+    s->st_cap = n;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value element;
+    napi_get_element(env, argv[1], i, &element);
+    if (ut_bytes(env, element, &s->st_iov[i].iov_base, &s->st_iov[i].iov_len) != 0) return ut_throw_type(env, "stage(ackBlock, packets, count): packets must be an array of Buffers");
+    memset(&s->st_msgs[i], 0, sizeof s->st_msgs[i]);
+    s->st_msgs[i].msg_hdr.msg_iov = &s->st_iov[i];
+    s->st_msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  /* Hold the array (and so its Buffers) until the next stage(); usually the same array. */
+  bool same = false;
+  if (s->st_array != NULL) {
+    napi_value held;
+    napi_get_reference_value(env, s->st_array, &held);
+    if (held != NULL) napi_strict_equals(env, held, argv[1], &same);
+    if (!same) { napi_delete_reference(env, s->st_array); s->st_array = NULL; }
+  }
+  if (!same) napi_create_reference(env, argv[1], 1, &s->st_array);
+  s->st_count = n;
+  s->st_ack = (int32_t)ack;
+  return NULL;
+}
+
 static napi_value ut_wait_writable(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   udp_transfer *s = ut_unwrap(env, info, &argc, NULL);
@@ -493,6 +593,7 @@ napi_value udp_transfer_init(napi_env env, napi_value exports) {
     { "start", NULL, ut_start, NULL, NULL, NULL, napi_default, NULL },
     { "send", NULL, ut_send, NULL, NULL, NULL, napi_default, NULL },
     { "sendBatch", NULL, ut_send_batch, NULL, NULL, NULL, napi_default, NULL },
+    { "stage", NULL, ut_stage, NULL, NULL, NULL, napi_default, NULL },
     { "waitWritable", NULL, ut_wait_writable, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, ut_close_js, NULL, NULL, NULL, napi_default, NULL },
   };

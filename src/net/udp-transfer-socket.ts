@@ -20,9 +20,10 @@ const AddonEvent = { packet: 1, error: 2, writable: 3 } as const;
 
 interface AddonUdpTransfer {
   readonly localPort: number;
-  start(onAck: (block: number) => void, onEvent: (kind: number, payload: unknown) => void): void;
+  start(onAck: (block: number, sent: number) => void, onEvent: (kind: number, payload: unknown) => void): void;
   send(packet: Buffer): boolean;
   sendBatch(packets: readonly Buffer[], count: number): number;
+  stage(ackBlock: number, packets: readonly Buffer[], count: number): void;
   waitWritable(): void;
   close(): void;
 }
@@ -33,8 +34,11 @@ interface Addon {
 
 /** Receivers of one transfer socket. */
 export interface UdpTransferHandlers {
-  /** A datagram of >= 4 bytes with opcode 4 (ACK) arrived: its 16-bit block number. */
-  ack(block: number): void;
+  /**
+   * A datagram of >= 4 bytes with opcode 4 (ACK) arrived: its 16-bit block number, and how
+   * many datagrams of the staged window it released (see `stage`), -1 when it released none.
+   */
+  ack(block: number, sent: number): void;
   /** Any other datagram (the callee may keep the Buffer). */
   packet(datagram: Buffer): void;
   /** A receive error: ECONNREFUSED once the peer's port is gone (ICMP), read and cleared. */
@@ -63,6 +67,13 @@ export interface UdpTransferSocket {
    * Throws NET_SEND_FAILED (ECONNREFUSED when the peer is gone, EMSGSIZE...).
    */
   sendBatch(packets: readonly Buffer[], count: number): number;
+  /**
+   * Stages packets[0..count-1]: the addon sends them (sendmmsg) the moment an ACK with wire
+   * block number `ackBlock` arrives, before JS runs, and reports how many left as the `sent`
+   * argument of that ACK. One-shot; replaced by the next call; ackBlock -1 or count 0 clears
+   * it. The array and its Buffers must not change until the next call (the addon holds it).
+   */
+  stage(ackBlock: number, packets: readonly Buffer[], count: number): void;
   /** Calls `callback` once, as soon as the send buffer has room again. */
   whenWritable(callback: () => void): void;
   /** Stops receiving and closes the descriptor; safe to call twice. */
@@ -182,6 +193,15 @@ class NativeUdpTransferSocket implements UdpTransferSocket {
       return this.native.sendBatch(packets, count);
     } catch (err) {
       throw wrap(err, this.peer, `send ${count} datagrams`);
+    }
+  }
+
+  stage(ackBlock: number, packets: readonly Buffer[], count: number): void {
+    this.checkOpen('stage a window');
+    try {
+      this.native.stage(ackBlock, packets, count);
+    } catch (err) {
+      throw wrap(err, this.peer, `stage ${count} datagrams`);
     }
   }
 

@@ -95,6 +95,9 @@ interface Transfer {
   deadline: number;
   /** Reused array of the packets of one sendBatch call. */
   readonly batch: Buffer[];
+  /** Reused array of the staged window (native channel), and its first block (0: none). */
+  readonly stageBatch: Buffer[];
+  stagedFirst: number;
   /** Bumped by every send action, so a send loop resumed after an await knows it was superseded. */
   generation: number;
   /** Blocks sent so far; added to the metric when the transfer ends (keeps the per-ACK path lean). */
@@ -251,6 +254,8 @@ export class TftpServer implements Service {
         timerDue: 0,
         deadline: 0,
         batch: [],
+        stageBatch: [],
+        stagedFirst: 0,
         generation: 0,
         blocksSent: 0,
         closed: false,
@@ -258,7 +263,7 @@ export class TftpServer implements Service {
       this.transfers.set(key, t);
       this.metrics.set(METRIC.active, this.transfers.size);
       channel.start({
-        ack: (block) => this.onAck(t, block),
+        ack: (block, sent) => this.onAck(t, block, sent),
         packet: (msg) => this.onTransferPacket(t, msg),
         error: (err) => {
           this.log.debug({ err, client: key }, 'tftp transfer socket error');
@@ -274,12 +279,27 @@ export class TftpServer implements Service {
     }
   }
 
-  /** The hot path: one ACK from the client's TID. */
-  private onAck(t: Transfer, block: number): void {
+  /**
+   * The hot path: one ACK from the client's TID. `staged` >= 0 says the channel already sent
+   * that many packets of the staged window when this ACK arrived; the machine still decides,
+   * and when it asks for exactly that window the send carries on after them.
+   */
+  private onAck(t: Transfer, block: number, staged: number): void {
     if (t.closed) return;
     const action = t.machine.onAck(block);
     const verdict = t.machine.lastVerdict;
     if (verdict === 'stale' || (verdict === 'duplicate' && action.kind === 'none')) this.metrics.inc(METRIC.dropped, { reason: `${verdict}_ack` });
+    if (staged >= 0) {
+      const first = t.stagedFirst;
+      t.stagedFirst = 0;
+      if (action.kind === 'send-data' && action.first === first) {
+        this.execute(t, action, staged);
+        return;
+      }
+      // Cannot happen while the staging below mirrors the machine; if it ever does, the
+      // staged packets were merely early duplicates and the machine's action is carried out.
+      this.metrics.inc(METRIC.dropped, { reason: 'stage_mismatch' });
+    }
     this.execute(t, action);
   }
 
@@ -299,7 +319,8 @@ export class TftpServer implements Service {
     } else this.metrics.inc(METRIC.dropped, { reason: 'unexpected_opcode' });
   }
 
-  private execute(t: Transfer, action: TransferAction): void {
+  /** Carries out an action of the machine; `alreadySent` packets of a send-data left with the staged window. */
+  private execute(t: Transfer, action: TransferAction, alreadySent = 0): void {
     switch (action.kind) {
       case 'none':
         return;
@@ -312,8 +333,12 @@ export class TftpServer implements Service {
         t.blocksSent += count;
         if (action.retransmit) this.metrics.inc(METRIC.retransmitted, {}, count);
         t.source.release(action.first);
-        this.armTimer(t);
-        this.sendRange(t, action.first, action.last, ++t.generation);
+        const generation = ++t.generation;
+        if (action.first + alreadySent <= action.last) this.sendRange(t, action.first + alreadySent, action.last, generation);
+        if (!t.closed) {
+          this.stageNext(t, action.last);
+          this.armTimer(t);
+        }
         return;
       }
       case 'done':
@@ -367,6 +392,34 @@ export class TftpServer implements Service {
         (err: unknown) => this.fail(t, err),
       );
       return;
+    }
+  }
+
+  /**
+   * Native channel: stages the window the machine will ask for when the client ACKs `last`
+   * (RFC 7440: the next windowSize blocks after the highest ACK), as far as those blocks are
+   * in memory, so the addon sends it the moment that ACK arrives. Nothing after the last block.
+   */
+  private stageNext(t: Transfer, last: number): void {
+    const stage = t.channel.stage;
+    if (stage === undefined) return;
+    const total = t.machine.totalBlocks;
+    let n = 0;
+    if (last < total) {
+      const end = Math.min(last + t.machine.plan.windowSize, total);
+      for (let b = last + 1; b <= end && n < BATCH_MAX; b++, n++) {
+        const packet = t.source.packet(b);
+        if (packet === undefined) break;
+        t.stageBatch[n] = packet;
+      }
+    }
+    t.stagedFirst = n > 0 ? last + 1 : 0;
+    try {
+      stage(n > 0 ? TftpTransfer.wireBlock(last) : -1, t.stageBatch, n);
+    } catch (err) {
+      t.stagedFirst = 0;
+      this.log.debug({ err, client: t.key }, 'tftp transfer stage failed');
+      this.finish(t, 'client_gone');
     }
   }
 

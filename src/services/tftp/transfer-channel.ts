@@ -4,7 +4,8 @@
  *
  * Two implementations with one behaviour:
  * - `native` (src/net/udp-transfer-socket.ts, the C addon): an ACK reaches JS as its block
- *   number, a window leaves in one sendmmsg(2). Used when the addon is built.
+ *   number, a window leaves in one sendmmsg(2), and the next window can be staged so that the
+ *   addon sends it as soon as the expected ACK arrives. Used when the addon is built.
  * - `dgram` (node:dgram): the fallback when it is not. Each datagram costs Node a 64 KiB
  *   receive buffer, an rinfo object and a send request; measurably slower at small windows
  *   (docs/tftp.md).
@@ -17,8 +18,11 @@ export type TransferTransport = 'native' | 'dgram';
 
 /** Receivers of a channel. */
 export interface TransferHandlers {
-  /** An ACK datagram (>= 4 bytes, opcode 4) arrived: its 16-bit block number. */
-  ack(block: number): void;
+  /**
+   * An ACK datagram (>= 4 bytes, opcode 4) arrived: its 16-bit block number, and how many
+   * packets of the staged window it released (-1: none; always -1 on dgram).
+   */
+  ack(block: number, sent: number): void;
   /** Any other datagram from the client. */
   packet(datagram: Buffer): void;
   /** A socket error (ECONNREFUSED once the client's port is gone). */
@@ -39,6 +43,11 @@ export interface TransferChannel {
    * refuses (the peer is gone...).
    */
   sendBatch(packets: readonly Buffer[], count: number): number;
+  /**
+   * Native only (undefined on dgram): stages the window to send, without waiting for JS, when
+   * the ACK with wire number `ackBlock` arrives (UdpTransferSocket.stage). -1 / 0 clears.
+   */
+  readonly stage: ((ackBlock: number, packets: readonly Buffer[], count: number) => void) | undefined;
   /** Calls `callback` once when sending can resume after a short sendBatch. */
   whenWritable(callback: () => void): void;
   /** Closes; with `last`, sends that datagram first (an ERROR). Safe to call twice. */
@@ -84,6 +93,7 @@ function nativeChannel(bindAddress: string, peerAddress: string, peerPort: numbe
     start: (handlers) => socket.start(handlers),
     send: (datagram) => void socket.send(datagram),
     sendBatch: (packets, count) => socket.sendBatch(packets, count),
+    stage: (ackBlock, packets, count) => socket.stage(ackBlock, packets, count),
     whenWritable: (callback) => socket.whenWritable(callback),
     close(last) {
       if (closed) return;
@@ -102,6 +112,7 @@ function nativeChannel(bindAddress: string, peerAddress: string, peerPort: numbe
 
 class DgramChannel implements TransferChannel {
   readonly transport = 'dgram';
+  readonly stage = undefined;
   readonly localPort: number;
   private writable: (() => void) | undefined;
   private closed = false;
@@ -117,7 +128,7 @@ class DgramChannel implements TransferChannel {
 
   start(handlers: TransferHandlers): void {
     this.socket.on('message', (msg: Buffer) => {
-      if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) handlers.ack(msg.readUInt16BE(2));
+      if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) handlers.ack(msg.readUInt16BE(2), -1);
       else handlers.packet(msg);
     });
     this.socket.on('error', (err) => handlers.error(err));
