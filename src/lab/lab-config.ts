@@ -27,6 +27,9 @@ export function labConfigDocument(options: LabConfigOptions): Record<string, unk
   return {
     server: { address: LAB_DEFAULTS.address, dataDir: options.dataDir },
     dhcp: { interfaces: [options.bridge ?? LAB_DEFAULTS.bridge], subnet: `10.77.0.0/${LAB_DEFAULTS.prefixLength}` },
+    // UEFI firmware PXE gets snponly.efi: it drives the NIC through the firmware's own SNP
+    // driver and starts in ~40 ms under TCG, where ipxe.efi's driver probe takes ~4.2 s.
+    bootFiles: { uefiPreferSnp: true },
     nodes: [{ name: LAB_DEMO_NODE, mac: options.mac ?? LAB_DEMO_MAC, boot: 'sanboot', volume: LAB_DEMO_NODE }],
     volumes: [{ name: LAB_DEMO_NODE, source: 'demo' }],
   };

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -8,7 +7,6 @@ import { labBoot, labUp } from '../../src/cli/lab-command.js';
 import { BootStage } from '../../src/lab/boot-timeline.js';
 import { Lab } from '../../src/lab/lab.js';
 import { LAB_DEMO_MAC } from '../../src/lab/lab-config.js';
-import { QEMU_VM_DEFAULTS } from '../../src/lab/qemu-vm.js';
 
 // The whole chain with real UEFI firmware PXE and every server ours: OVMF's own PXE client on
 // a virtio NIC without iPXE ROM asks our DHCP (option 93 arch 7, no option 175), gets
@@ -35,12 +33,13 @@ function metric(text: string, name: string, labels = ''): number {
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-test('UEFI firmware PXE (OVMF, no iPXE ROM): DHCP arch 7 → TFTP ipxe.efi → iPXE → HTTP script → iSCSI → BOOTX64.EFI marker', { timeout: 180_000, skip: !existsSync(QEMU_VM_DEFAULTS.ovmfPath) && 'needs Debian package ovmf' }, async (t) => {
+test('UEFI firmware PXE (OVMF, no iPXE ROM): DHCP arch 7 → TFTP snponly.efi → iPXE → HTTP script → iSCSI → BOOTX64.EFI marker', { timeout: 180_000 }, async (t) => {
   const lab = new Lab({ namespace: NS });
   t.after(() => lab.down());
   await lab.down();
   const up = await labUp({ namespace: NS, out: sink() });
-  assert.equal(up.config.bootFiles.uefiPreferSnp, false, 'the default lab serves ipxe.efi to UEFI firmware');
+  assert.equal(up.config.bootFiles.uefiPreferSnp, true, 'the lab serves snponly.efi to UEFI firmware');
+  const uefiFile = up.config.bootFiles.uefiSnp;
   const before = await metrics(lab);
   assert.equal(metric(before, 'diskless_tftp_requests_total', '{op="read"}'), 0);
 
@@ -54,11 +53,11 @@ test('UEFI firmware PXE (OVMF, no iPXE ROM): DHCP arch 7 → TFTP ipxe.efi → i
   const order = [BootStage.Firmware, BootStage.Pxe, BootStage.PxeDhcp, BootStage.Nbp, BootStage.Ipxe, BootStage.Nic, BootStage.Dhcp, BootStage.Script, BootStage.San, BootStage.Marker];
   for (let i = 1; i < order.length; i++) assert.ok(at(order[i - 1]!) <= at(order[i]!), `${order[i - 1]} before ${order[i]}`);
 
-  // The firmware was told the UEFI boot file (arch 7 → bootFiles.uefi) and downloaded all of it.
-  const tftpFile = join(up.config.server.dataDir, 'tftp', up.config.bootFiles.uefi);
+  // The firmware was told the UEFI boot file (arch 7 → bootFiles.uefiSnp in the lab) and downloaded all of it.
+  const tftpFile = join(up.config.server.dataDir, 'tftp', uefiFile);
   const size = (await stat(tftpFile)).size;
   const nbp = run.events.find((e) => e.stage === BootStage.Nbp)!;
-  assert.equal(nbp.detail.file, up.config.bootFiles.uefi);
+  assert.equal(nbp.detail.file, uefiFile);
   assert.equal(Number(nbp.detail.size), size, 'EDK2 learnt the size from our tsize OACK');
   // Both DHCP clients got the same lease from us.
   const address = run.events.find((e) => e.stage === BootStage.PxeDhcp)!.detail.address ?? '';

@@ -43,7 +43,7 @@ interface Udhcpc {
   stop(): Promise<void>;
 }
 
-describe('DhcpServer with busybox udhcpc over a veth pair', { timeout: 120_000, skip: !existsSync(BUSYBOX) && 'busybox-static is not installed' }, () => {
+describe('DhcpServer with busybox udhcpc over a veth pair', { timeout: 120_000 }, () => {
   let dir: string;
   let server: DhcpServerProcess | undefined;
   let peer: RawPeer | undefined;
