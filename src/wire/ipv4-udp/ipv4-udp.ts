@@ -1,4 +1,7 @@
 import { DisklessError } from '../../errors/index.js';
+import { internetChecksum } from '../checksum/internet-checksum.js';
+
+export { internetChecksum };
 
 /**
  * IPv4 (RFC 791) + UDP (RFC 768) codec for the servers that build whole frames themselves
@@ -55,19 +58,6 @@ export interface DecodeIpv4UdpOptions {
    * raw sockets in namespaces set this: the IPv4 header checksum is still verified.
    */
   readonly acceptPartialUdpChecksum?: boolean;
-}
-
-/**
- * RFC 1071 Internet checksum over `buf` plus an initial 32-bit partial `sum` (for pseudo
- * headers). Returns the 16-bit one's-complement of the one's-complement sum.
- */
-export function internetChecksum(buf: Buffer, sum = 0): number {
-  let s = sum;
-  const even = buf.length & ~1;
-  for (let i = 0; i < even; i += 2) s += (buf[i]! << 8) | buf[i + 1]!;
-  if (buf.length & 1) s += buf[buf.length - 1]! << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
 }
 
 /** Parses a dotted quad into 4 bytes at `out[offset]`. Throws WIRE_BAD_FIELD for anything else. */

@@ -1,5 +1,8 @@
 import { DisklessError } from '../../errors/index.js';
 import { IPV6_ADDRESS_LENGTH } from './ipv6-address.js';
+import { onesComplementSum } from '../checksum/internet-checksum.js';
+
+export { onesComplementSum };
 
 /**
  * The IPv6 fixed header (RFC 8200 §3) and the upper-layer checksum over its pseudo-header
@@ -107,18 +110,6 @@ export function encodeIpv6Packet(header: Ipv6Header, payload: Buffer): Buffer {
   header.destination.copy(out, 24);
   payload.copy(out, IPV6_HEADER_LENGTH);
   return out;
-}
-
-/**
- * RFC 1071 one's-complement sum of `data` added to `initial`, folded to 16 bits (not inverted).
- */
-export function onesComplementSum(data: Buffer, initial = 0): number {
-  let sum = initial;
-  const even = data.length & ~1;
-  for (let i = 0; i < even; i += 2) sum += (data[i]! << 8) | data[i + 1]!;
-  if (data.length & 1) sum += data[data.length - 1]! << 8;
-  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
-  return sum;
 }
 
 /**
