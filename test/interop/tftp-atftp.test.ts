@@ -3,7 +3,9 @@
  * on loopback, compared byte for byte with the source: blksize 512/1428/1468/8192 ×
  * windowsize 1/4/16/64 on an empty file, an exactly-512-byte file and an odd size, plus a
  * 36 MiB file (73,729 blocks at blksize 512: past the 65535 rollover) lock-step and windowed.
- * Escape attempts through the real clients end in an ERROR and no file.
+ * Escape attempts through the real clients end in an ERROR and no file. The server uses its
+ * default transport (the addon's native socket when built); a second server pinned to the
+ * node:dgram fallback runs the blksize 1468 matrix and the rollover too.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,6 +28,7 @@ const BIG = 36 * 1024 * 1024 + 123;
 const sources: Record<string, Buffer> = {};
 const metrics = new Metrics();
 let server: TftpServer;
+let dgramServer: TftpServer;
 
 before(async () => {
   mkdirSync(root);
@@ -38,19 +41,22 @@ before(async () => {
   writeFileSync(join(dir, 'secret'), 'outside');
   server = new TftpServer({ root, address: '127.0.0.1', port: 0, maxBlockSize: 8192, maxWindowSize: 64, log: silentLogger(), metrics });
   await server.start();
+  dgramServer = new TftpServer({ root, address: '127.0.0.1', port: 0, maxBlockSize: 8192, maxWindowSize: 64, transport: 'dgram', log: silentLogger(), metrics: new Metrics() });
+  await dgramServer.start();
 });
 
 after(async () => {
   await server.stop();
+  await dgramServer.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 /** Runs atftp --get; resolves with the local file (or undefined) and the client's stderr. */
-async function atftpGet(remote: string, options: Record<string, number>, timeoutMs = 60_000): Promise<{ data?: Buffer; ok: boolean; stderr: string }> {
+async function atftpGet(remote: string, options: Record<string, number>, timeoutMs = 60_000, port = server.port): Promise<{ data?: Buffer; ok: boolean; stderr: string }> {
   const local = join(out, `f${Math.random().toString(36).slice(2)}`);
   const args = ['--get', '-r', remote, '-l', local];
   for (const [k, v] of Object.entries(options)) args.push('--option', `${k} ${v}`);
-  args.push('127.0.0.1', String(server.port));
+  args.push('127.0.0.1', String(port));
   try {
     const { stderr } = await execFileP('atftp', args, { timeout: timeoutMs });
     return { data: readFileSync(local), ok: true, stderr };
@@ -72,6 +78,18 @@ for (const blksize of [512, 1428, 1468, 8192]) {
     }
   });
 }
+
+test('dgram fallback: atftp blksize 1468 × windowsize 1/4/16/64 and the rollover at windowsize 16', { timeout: 180_000 }, async () => {
+  assert.equal(dgramServer.transport, 'dgram');
+  for (const windowsize of [1, 4, 16, 64]) {
+    for (const name of ['empty', 'exact512', 'odd']) {
+      const r = await atftpGet(name, { blksize: 1468, windowsize }, 20_000, dgramServer.port);
+      assert.ok(r.ok && r.data!.equals(sources[name]!), `dgram ${name} windowsize ${windowsize}: ${r.stderr}`);
+    }
+  }
+  const r = await atftpGet('big', { blksize: 512, windowsize: 16 }, 150_000, dgramServer.port);
+  assert.ok(r.ok && r.data!.equals(sources['big']!), `dgram rollover: ${r.stderr}`);
+});
 
 test('atftp without options (RFC 1350 lock-step, 512-byte blocks)', async () => {
   const r = await atftpGet('odd', {});
