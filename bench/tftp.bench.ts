@@ -6,8 +6,13 @@
  * the peer; prints the median seconds and the ratio ours speed / atftpd speed (goal >= 1.0).
  * Every download is checked (size and SHA-256) against the source.
  *
- * Usage: node dist/bench/tftp.bench.js [--runs N] [--windows 1,4,16,64]
- * Internal: node dist/bench/tftp.bench.js --serve ROOT ADDRESS PORT (our server, in the namespace)
+ * Also prints the CPU time (user + system, from /proc) each server spent per run: our speed at
+ * small windows partly comes from busy-polling for the client's ACK (TftpServer
+ * `busyPollMicros`), which costs CPU; `--busy-poll-us 0` measures without it, `--transport
+ * dgram` measures the node:dgram fallback.
+ *
+ * Usage: node dist/bench/tftp.bench.js [--runs N] [--windows 1,4,16,64] [--busy-poll-us N] [--transport native|dgram]
+ * Internal: node dist/bench/tftp.bench.js --serve ROOT ADDRESS PORT [BUSY_POLL_US] [TRANSPORT] (our server, in the namespace)
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -33,8 +38,8 @@ const PEER_PORT = 2069;
 const FILE_SIZE = 64 * 1024 * 1024;
 const BLOCK_SIZE = 1468;
 
-async function serve(root: string, address: string, port: number): Promise<void> {
-  const server = new TftpServer({ root, address, port, maxBlockSize: BLOCK_SIZE, maxWindowSize: 64, log: silentLogger(), metrics: new Metrics() });
+async function serve(root: string, address: string, port: number, busyPollMicros: number | undefined, transport: 'native' | 'dgram' | undefined): Promise<void> {
+  const server = new TftpServer({ root, address, port, maxBlockSize: BLOCK_SIZE, maxWindowSize: 64, busyPollMicros, transport, log: silentLogger(), metrics: new Metrics() });
   await server.start();
   process.stdout.write('listening\n');
   const stop = () => void server.stop().then(() => process.exit(0));
@@ -63,19 +68,28 @@ function waitForLine(child: ChildProcess, text: string, timeoutMs: number): Prom
   });
 }
 
-async function fetchOnce(port: number, windowSize: number, local: string, expectedSha: string): Promise<number> {
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/** The server process inside `ip netns exec` (same pid: ip execs it). */
+async function fetchOnce(port: number, windowSize: number, local: string, expectedSha: string, serverPid: number, cpu: number[]): Promise<number> {
   rmSync(local, { force: true });
+  const cpuBefore = cpuSeconds(serverPid);
   const args = ['netns', 'exec', NS_CLIENT, 'atftp', '--option', `blksize ${BLOCK_SIZE}`, '--option', `windowsize ${windowSize}`, '--get', '-r', 'big', '-l', local, SERVER_ADDRESS, String(port)];
   const started = performance.now();
   await execFileP('ip', args, { timeout: 120_000 });
   const seconds = (performance.now() - started) / 1000;
+  cpu.push(cpuSeconds(serverPid) - cpuBefore);
   const got = readFileSync(local);
   const sha = createHash('sha256').update(got).digest('hex');
   if (got.length !== FILE_SIZE || sha !== expectedSha) throw new Error(`port ${port} W=${windowSize}: downloaded ${got.length} bytes, sha ${sha}`);
   return seconds;
 }
 
-async function bench(runs: number, windows: readonly number[]): Promise<void> {
+async function bench(runs: number, windows: readonly number[], serveArgs: readonly string[]): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'dt-tftp-bench-'));
   const root = join(work, 'root');
   const children: ChildProcess[] = [];
@@ -92,7 +106,7 @@ async function bench(runs: number, windows: readonly number[]): Promise<void> {
     writeFileSync(join(root, 'big'), data);
     const sha = createHash('sha256').update(data).digest('hex');
 
-    const ours = spawn('ip', ['netns', 'exec', NS_SERVER, process.execPath, fileURLToPath(import.meta.url), '--serve', root, SERVER_ADDRESS, String(OURS_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const ours = spawn('ip', ['netns', 'exec', NS_SERVER, process.execPath, fileURLToPath(import.meta.url), '--serve', root, SERVER_ADDRESS, String(OURS_PORT), ...serveArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(ours);
     await waitForLine(ours, 'listening', 10_000);
     const peer = spawn('ip', ['netns', 'exec', NS_SERVER, 'atftpd', '--daemon', '--no-fork', '--port', String(PEER_PORT), '--bind-address', SERVER_ADDRESS, '--user', 'root.root', '--logfile', '/dev/null', root], { stdio: 'ignore' });
@@ -101,20 +115,21 @@ async function bench(runs: number, windows: readonly number[]): Promise<void> {
 
     const local = join(work, 'out');
     const rows: string[] = [];
-    console.log(`TFTP ${FILE_SIZE / 1048576} MiB, atftp client, blksize ${BLOCK_SIZE}, veth between namespaces, ${runs} runs each, alternating`);
+    console.log(`TFTP ${FILE_SIZE / 1048576} MiB, atftp client, blksize ${BLOCK_SIZE}, veth between namespaces, ${runs} runs each, alternating; server options: ${serveArgs.join(' ') || 'defaults'}`);
     for (const w of windows) {
       const times = { ours: [] as number[], peer: [] as number[] };
+      const cpu = { ours: [] as number[], peer: [] as number[] };
       for (let i = 0; i < runs; i++) {
-        times.ours.push(await fetchOnce(OURS_PORT, w, local, sha));
-        times.peer.push(await fetchOnce(PEER_PORT, w, local, sha));
+        times.ours.push(await fetchOnce(OURS_PORT, w, local, sha, ours.pid!, cpu.ours));
+        times.peer.push(await fetchOnce(PEER_PORT, w, local, sha, peer.pid!, cpu.peer));
       }
       const o = median(times.ours);
       const p = median(times.peer);
-      const row = `| ${String(w).padStart(2)} | ${o.toFixed(2).padStart(6)} | ${p.toFixed(2).padStart(6)} | ${(p / o).toFixed(2).padStart(5)}x | ours ${times.ours.map((t) => t.toFixed(2)).join(' ')} / atftpd ${times.peer.map((t) => t.toFixed(2)).join(' ')} |`;
+      const row = `| ${String(w).padStart(2)} | ${o.toFixed(2).padStart(6)} | ${p.toFixed(2).padStart(6)} | ${(p / o).toFixed(2).padStart(5)}x | ${median(cpu.ours).toFixed(2)} / ${median(cpu.peer).toFixed(2)} | ours ${times.ours.map((t) => t.toFixed(2)).join(' ')} / atftpd ${times.peer.map((t) => t.toFixed(2)).join(' ')} |`;
       rows.push(row);
       console.log(row);
     }
-    console.log('\n| W | ours s | atftpd s | ratio (ours speed / atftpd speed) | runs |\n|---|---|---|---|---|\n' + rows.join('\n'));
+    console.log('\n| W | ours s | atftpd s | ratio (ours speed / atftpd speed) | server CPU s, ours / atftpd | runs |\n|---|---|---|---|---|---|\n' + rows.join('\n'));
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
@@ -127,11 +142,14 @@ async function bench(runs: number, windows: readonly number[]): Promise<void> {
 
 const argv = process.argv.slice(2);
 if (argv[0] === '--serve') {
-  await serve(argv[1]!, argv[2]!, Number(argv[3]));
+  const busy = argv[4] !== undefined && argv[4] !== '' ? Number(argv[4]) : undefined;
+  const transport = argv[5] === 'native' || argv[5] === 'dgram' ? argv[5] : undefined;
+  await serve(argv[1]!, argv[2]!, Number(argv[3]), busy, transport);
 } else {
-  const runsAt = argv.indexOf('--runs');
-  const windowsAt = argv.indexOf('--windows');
-  const runs = runsAt >= 0 ? Number(argv[runsAt + 1]) : 3;
-  const windows = windowsAt >= 0 ? argv[windowsAt + 1]!.split(',').map(Number) : [1, 4, 16, 64];
-  await bench(runs, windows);
+  const flag = (name: string) => (argv.indexOf(name) >= 0 ? argv[argv.indexOf(name) + 1] : undefined);
+  const runs = Number(flag('--runs') ?? 3);
+  const windows = (flag('--windows') ?? '1,4,16,64').split(',').map(Number);
+  const busy = flag('--busy-poll-us');
+  const transport = flag('--transport');
+  await bench(runs, windows, busy !== undefined || transport !== undefined ? [busy ?? '', transport ?? ''] : []);
 }

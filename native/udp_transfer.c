@@ -20,9 +20,11 @@
  *   .send(buffer) -> bool      one datagram; false when the send buffer is full (EAGAIN)
  *   .sendBatch(buffers, count) -> n   datagrams buffers[0..count-1] with sendmmsg; n < count
  *                              when the send buffer filled up (call waitWritable and resume)
- *   .stage(ackBlock, buffers, count)  the next window, sent from C the moment an ACK with
- *                              block number ackBlock arrives, before JS runs (see below);
- *                              ackBlock -1 or count 0 clears it
+ *   .stage(ackBlock, buffers, count, spinMicros)  the next window, sent from C the moment an
+ *                              ACK with block number ackBlock arrives, before JS runs (see
+ *                              below); ackBlock -1 or count 0 clears it. spinMicros > 0: after
+ *                              a wake-up, busy-wait that long for that ACK (see below)
+ *   .statistics()              { spinHits, spinMisses } since open
  *   .waitWritable()            reports onEvent(3) once, when the send buffer has room
  *   .close()                   stops receiving and closes the descriptor; safe twice
  *
@@ -36,7 +38,17 @@
  * asked for that window and carries on from `sent`. Any other datagram goes to JS untouched.
  * The stage is one-shot: a duplicate of the ACK finds it cleared. The JS array passed to
  * stage() is held by a reference until the next stage(), so its Buffers stay alive; it must
- * not be changed in between (the kernel copies a datagram's bytes when it is sent). The descriptor is polled by libuv (uv_poll); each wake-up takes the
+ * not be changed in between (the kernel copies a datagram's bytes when it is sent).
+ *
+ * Busy-polling for the staged ACK. When a wake-up has been handled and a window is staged with
+ * spinMicros > 0, on_poll polls the socket (poll with timeout 0) for up to spinMicros before
+ * returning to the event loop. A client that answers within that time is served without this
+ * thread going to sleep and being woken again: on a virtual machine a halted vCPU takes tens
+ * of microseconds to wake, more than a LAN round trip. Bounds: at most UT_RX_CALLS_PER_WAKEUP
+ * rounds per wake-up before the loop gets the thread back (~1 ms at worst), and a spin that
+ * ends without the ACK makes the socket skip the next 2, 4, ... 1024 opportunities, so a slow
+ * client costs almost nothing. The caller decides when spinning is worth it (TftpServer: only
+ * while one transfer is running). The descriptor is polled by libuv (uv_poll); each wake-up takes the
  * pending datagrams with recvmmsg() into a per-socket scratch buffer (2 KiB per datagram: a
  * longer one is delivered truncated).
  */
@@ -49,6 +61,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +106,11 @@ typedef struct udp_transfer {
   struct iovec *st_iov;
   struct mmsghdr *st_msgs;
   napi_ref st_array;        /* the JS array holding the staged Buffers */
+  long spin_ns;             /* busy-poll budget for the staged ACK; 0: none */
+  uint32_t spin_skip;       /* opportunities left to skip after a miss */
+  uint32_t spin_misses_row; /* misses in a row (the skip doubles with each) */
+  double spin_hits;
+  double spin_misses;
   char peer[INET6_ADDRSTRLEN + 8];
 } udp_transfer;
 
@@ -349,6 +368,34 @@ static int32_t ut_send_staged(udp_transfer *s, int *error) {
   return (int32_t)done;
 }
 
+/* Polls the socket for up to s->spin_ns; 1 when a datagram (or an error) is waiting. */
+static int ut_spin_readable(udp_transfer *s) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    struct pollfd p = { .fd = s->fd, .events = POLLIN };
+    if (poll(&p, 1, 0) > 0) return 1;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > s->spin_ns) return 0;
+  }
+}
+
+/* After a wake-up's datagrams are handled: 1 when the staged ACK came within the spin budget
+ * (handle it now), 0 to go back to the event loop. */
+static int ut_spin_for_ack(udp_transfer *s) {
+  if (s->fd < 0 || s->st_ack < 0 || s->spin_ns <= 0) return 0;
+  if (s->spin_skip > 0) { s->spin_skip--; return 0; }
+  if (ut_spin_readable(s)) {
+    s->spin_hits++;
+    s->spin_misses_row = 0;
+    return 1;
+  }
+  s->spin_misses++;
+  if (s->spin_misses_row < 10) s->spin_misses_row++;
+  s->spin_skip = 1u << s->spin_misses_row;
+  return 0;
+}
+
 static void ut_on_poll(uv_poll_t *handle, int status, int events) {
   udp_transfer *s = (udp_transfer *)handle->data;
   napi_env env = s->env;
@@ -405,8 +452,9 @@ static void ut_on_poll(uv_poll_t *handle, int status, int events) {
       }
     }
     /* A short batch means the queue was empty: no second call just to read EAGAIN (measured:
-     * the client's next ACK is practically never there yet when JS has answered). */
-    if (n < UT_RX_BATCH) break;
+     * the client's next ACK is practically never there yet when JS has answered), unless a
+     * busy-poll for the staged ACK finds one. */
+    if (n < UT_RX_BATCH && !(call + 1 < UT_RX_CALLS_PER_WAKEUP && ut_spin_for_ack(s))) break;
   }
   napi_close_handle_scope(env, scope);
 }
@@ -513,11 +561,16 @@ out:;
 }
 
 static napi_value ut_stage(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   udp_transfer *s = ut_unwrap(env, info, &argc, argv);
   if (s == NULL) return NULL;
-  napi_valuetype t0, t2;
+  napi_valuetype t0, t2, t3 = napi_undefined;
+  double spin = 0;
+  if (argc >= 4) napi_typeof(env, argv[3], &t3);
+  if (t3 == napi_number) napi_get_value_double(env, argv[3], &spin);
+  else if (t3 != napi_undefined) return ut_throw_type(env, "stage: spinMicros must be a number");
+  if (!(spin >= 0 && spin <= 1000)) return ut_throw_type(env, "stage: spinMicros must be 0..1000");
   bool is_array = false;
   double ack, count;
   uint32_t length = 0;
@@ -532,6 +585,7 @@ static napi_value ut_stage(napi_env env, napi_callback_info info) {
   if (!(count >= 0 && count <= length) || count != (double)(uint32_t)count) return ut_throw_type(env, "stage: count must be an integer 0..packets.length");
   if (s->fd < 0) return ut_throw_errno(env, "stage", s->peer, EBADF);
   s->st_ack = -1;
+  s->spin_ns = (long)(spin * 1000);
   uint32_t n = (uint32_t)count;
   if (ack < 0 || n == 0) return NULL;
   if (n > s->st_cap) {
@@ -564,6 +618,19 @@ static napi_value ut_stage(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value ut_statistics(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  udp_transfer *s = ut_unwrap(env, info, &argc, NULL);
+  if (s == NULL) return NULL;
+  napi_value out, v;
+  napi_create_object(env, &out);
+  napi_create_double(env, s->spin_hits, &v);
+  napi_set_named_property(env, out, "spinHits", v);
+  napi_create_double(env, s->spin_misses, &v);
+  napi_set_named_property(env, out, "spinMisses", v);
+  return out;
+}
+
 static napi_value ut_wait_writable(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   udp_transfer *s = ut_unwrap(env, info, &argc, NULL);
@@ -594,6 +661,7 @@ napi_value udp_transfer_init(napi_env env, napi_value exports) {
     { "send", NULL, ut_send, NULL, NULL, NULL, napi_default, NULL },
     { "sendBatch", NULL, ut_send_batch, NULL, NULL, NULL, napi_default, NULL },
     { "stage", NULL, ut_stage, NULL, NULL, NULL, napi_default, NULL },
+    { "statistics", NULL, ut_statistics, NULL, NULL, NULL, napi_default, NULL },
     { "waitWritable", NULL, ut_wait_writable, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, ut_close_js, NULL, NULL, NULL, napi_default, NULL },
   };

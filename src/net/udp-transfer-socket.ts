@@ -23,7 +23,8 @@ interface AddonUdpTransfer {
   start(onAck: (block: number, sent: number) => void, onEvent: (kind: number, payload: unknown) => void): void;
   send(packet: Buffer): boolean;
   sendBatch(packets: readonly Buffer[], count: number): number;
-  stage(ackBlock: number, packets: readonly Buffer[], count: number): void;
+  stage(ackBlock: number, packets: readonly Buffer[], count: number, spinMicros: number): void;
+  statistics(): UdpTransferStatistics;
   waitWritable(): void;
   close(): void;
 }
@@ -43,6 +44,14 @@ export interface UdpTransferHandlers {
   packet(datagram: Buffer): void;
   /** A receive error: ECONNREFUSED once the peer's port is gone (ICMP), read and cleared. */
   error(err: DisklessError): void;
+}
+
+/** Counters of one transfer socket since open. */
+export interface UdpTransferStatistics {
+  /** Busy-polls (see `stage`) that saw the staged ACK arrive in time. */
+  readonly spinHits: number;
+  /** Busy-polls that gave up (each makes the socket skip the next 2, 4, ... 1024 chances). */
+  readonly spinMisses: number;
 }
 
 /** What to open: our end binds to (bindAddress, any port) and connects to the peer. */
@@ -72,8 +81,12 @@ export interface UdpTransferSocket {
    * block number `ackBlock` arrives, before JS runs, and reports how many left as the `sent`
    * argument of that ACK. One-shot; replaced by the next call; ackBlock -1 or count 0 clears
    * it. The array and its Buffers must not change until the next call (the addon holds it).
+   * `spinMicros` (0..1000, default 0): after handling a wake-up, busy-wait up to that long for
+   * this ACK before yielding to the event loop (native/udp_transfer.c explains the bounds).
    */
-  stage(ackBlock: number, packets: readonly Buffer[], count: number): void;
+  stage(ackBlock: number, packets: readonly Buffer[], count: number, spinMicros?: number): void;
+  /** Counters since open (also after close). */
+  statistics(): UdpTransferStatistics;
   /** Calls `callback` once, as soon as the send buffer has room again. */
   whenWritable(callback: () => void): void;
   /** Stops receiving and closes the descriptor; safe to call twice. */
@@ -196,13 +209,17 @@ class NativeUdpTransferSocket implements UdpTransferSocket {
     }
   }
 
-  stage(ackBlock: number, packets: readonly Buffer[], count: number): void {
+  stage(ackBlock: number, packets: readonly Buffer[], count: number, spinMicros = 0): void {
     this.checkOpen('stage a window');
     try {
-      this.native.stage(ackBlock, packets, count);
+      this.native.stage(ackBlock, packets, count, spinMicros);
     } catch (err) {
       throw wrap(err, this.peer, `stage ${count} datagrams`);
     }
+  }
+
+  statistics(): UdpTransferStatistics {
+    return this.native.statistics();
   }
 
   whenWritable(callback: () => void): void {

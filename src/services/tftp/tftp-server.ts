@@ -51,6 +51,13 @@ export interface TftpServerOptions {
    * 'auto' (native when the addon is built). Not a config key; tests pin it. Default 'auto'.
    */
   readonly transport?: TransferTransport | 'auto';
+  /**
+   * Native transport, while exactly one transfer runs: after each wake-up, busy-wait up to this
+   * many microseconds for the client's next ACK instead of sleeping (a sleeping thread on a VM
+   * takes tens of µs to wake, longer than a LAN round trip). A client slower than that makes
+   * the socket back off (docs/tftp.md). 0 disables it. 0..1000, default 50. Not a config key.
+   */
+  readonly busyPollMicros?: number;
   readonly log: Logger;
   readonly metrics: Metrics;
 }
@@ -64,6 +71,7 @@ export const tftpServerDefaults = {
   timeoutMs: 1000,
   retries: 5,
   transport: 'auto',
+  busyPollMicros: 50,
 } as const;
 
 /** Most packets handed to the channel in one sendBatch call. */
@@ -75,6 +83,7 @@ const METRIC = {
   transfers: 'diskless_tftp_transfers_total',
   active: 'diskless_tftp_active_transfers',
   blocks: 'diskless_tftp_blocks_sent_total',
+  busyPoll: 'diskless_tftp_busy_poll_total',
   retransmitted: 'diskless_tftp_blocks_retransmitted_total',
 } as const;
 
@@ -135,6 +144,7 @@ export class TftpServer implements Service {
     checkRange('maxWindowSize', o.maxWindowSize, 1, 65535);
     checkRange('timeoutMs', o.timeoutMs, 1, 255_000);
     checkRange('retries', o.retries, 0, 100);
+    checkRange('busyPollMicros', o.busyPollMicros, 0, 1000);
     if (o.transport !== 'auto' && o.transport !== 'native' && o.transport !== 'dgram') {
       throw new DisklessError('CONFIG_INVALID', `tftp.transport is ${String(o.transport)}: allowed auto, native, dgram`, { field: 'tftp.transport', value: o.transport, allowed: ['auto', 'native', 'dgram'] });
     }
@@ -414,8 +424,10 @@ export class TftpServer implements Service {
       }
     }
     t.stagedFirst = n > 0 ? last + 1 : 0;
+    // Busy-polling only pays while this transfer has the machine to itself.
+    const spin = this.transfers.size === 1 ? this.options.busyPollMicros : 0;
     try {
-      stage(n > 0 ? TftpTransfer.wireBlock(last) : -1, t.stageBatch, n);
+      stage(n > 0 ? TftpTransfer.wireBlock(last) : -1, t.stageBatch, n, spin);
     } catch (err) {
       t.stagedFirst = 0;
       this.log.debug({ err, client: t.key }, 'tftp transfer stage failed');
@@ -463,6 +475,9 @@ export class TftpServer implements Service {
     this.transfers.delete(t.key);
     this.metrics.inc(METRIC.transfers, { result });
     this.metrics.inc(METRIC.blocks, {}, t.blocksSent);
+    const spins = t.channel.spinStatistics();
+    if (spins.spinHits > 0) this.metrics.inc(METRIC.busyPoll, { result: 'hit' }, spins.spinHits);
+    if (spins.spinMisses > 0) this.metrics.inc(METRIC.busyPoll, { result: 'miss' }, spins.spinMisses);
     this.metrics.set(METRIC.active, this.transfers.size);
     this.log.debug({ client: t.key, file: t.filename, result, blocks: t.machine.ackedBlocks, ms: Math.round(performance.now() - t.startedAt) }, 'tftp transfer finished');
   }

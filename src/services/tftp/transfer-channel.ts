@@ -45,9 +45,12 @@ export interface TransferChannel {
   sendBatch(packets: readonly Buffer[], count: number): number;
   /**
    * Native only (undefined on dgram): stages the window to send, without waiting for JS, when
-   * the ACK with wire number `ackBlock` arrives (UdpTransferSocket.stage). -1 / 0 clears.
+   * the ACK with wire number `ackBlock` arrives (UdpTransferSocket.stage), busy-polling up to
+   * `spinMicros` for it. -1 / 0 clears.
    */
-  readonly stage: ((ackBlock: number, packets: readonly Buffer[], count: number) => void) | undefined;
+  readonly stage: ((ackBlock: number, packets: readonly Buffer[], count: number, spinMicros: number) => void) | undefined;
+  /** Busy-poll counters (native; zeros on dgram). */
+  spinStatistics(): { readonly spinHits: number; readonly spinMisses: number };
   /** Calls `callback` once when sending can resume after a short sendBatch. */
   whenWritable(callback: () => void): void;
   /** Closes; with `last`, sends that datagram first (an ERROR). Safe to call twice. */
@@ -93,7 +96,8 @@ function nativeChannel(bindAddress: string, peerAddress: string, peerPort: numbe
     start: (handlers) => socket.start(handlers),
     send: (datagram) => void socket.send(datagram),
     sendBatch: (packets, count) => socket.sendBatch(packets, count),
-    stage: (ackBlock, packets, count) => socket.stage(ackBlock, packets, count),
+    stage: (ackBlock, packets, count, spinMicros) => socket.stage(ackBlock, packets, count, spinMicros),
+    spinStatistics: () => socket.statistics(),
     whenWritable: (callback) => socket.whenWritable(callback),
     close(last) {
       if (closed) return;
@@ -113,6 +117,9 @@ function nativeChannel(bindAddress: string, peerAddress: string, peerPort: numbe
 class DgramChannel implements TransferChannel {
   readonly transport = 'dgram';
   readonly stage = undefined;
+  spinStatistics(): { readonly spinHits: number; readonly spinMisses: number } {
+    return { spinHits: 0, spinMisses: 0 };
+  }
   readonly localPort: number;
   private writable: (() => void) | undefined;
   private closed = false;
