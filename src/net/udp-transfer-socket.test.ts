@@ -2,7 +2,8 @@
  * The addon's TFTP transfer socket against a node:dgram peer on loopback: connected receive
  * (ACK as a block number, other datagrams whole, strangers dropped by the kernel), batched
  * send in order, the staged window (fires once, on exactly its ACK, before JS), writable
- * notification, the peer going away (ECONNREFUSED), argument errors, close twice.
+ * notification, busy-poll misses backing off, the peer going away (ECONNREFUSED), argument
+ * errors, close twice.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -156,6 +157,29 @@ test('a staged window leaves on exactly its ACK, once, and the ACK reports how m
   }
 });
 
+test('busy-poll: a client that never answers in time costs misses that back off (skip 2, 4, 8...)', { skip }, async () => {
+  const { p, s, h } = await pair();
+  try {
+    s.stage(77, [Buffer.from('never released')], 1, 200);
+    // Each datagram is a separate wake-up; after handling it the socket spins 200 µs for ACK 77
+    // (which never comes) unless it is skipping after a miss: misses at wake-ups 1, 4 and 9.
+    for (let i = 0; i < 12; i++) {
+      p.socket.send(Buffer.from([0, 5, 0, 0, 0]), s.localPort, '127.0.0.1');
+      await until(() => h.packets.length === i + 1);
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    const { spinHits, spinMisses } = s.statistics();
+    assert.equal(spinHits, 0);
+    assert.ok(spinMisses >= 2 && spinMisses <= 3, `misses ${spinMisses}`);
+    s.stage(-1, [], 0);
+    assert.equal(p.got.length, 0, 'the staged window never left');
+  } finally {
+    s.close();
+    p.socket.close();
+  }
+  assert.deepEqual(Object.keys(s.statistics()).sort(), ['spinHits', 'spinMisses'], 'statistics after close');
+});
+
 test('whenWritable calls back once the socket can send', { skip }, async () => {
   const { p, s } = await pair();
   try {
@@ -194,7 +218,7 @@ test('close is idempotent; use after close is NET_SOCKET_CLOSED; start twice is 
   assert.throws(() => s.start(h), (e: unknown) => isDisklessError(e, 'NET_INVALID_OPTION'));
   s.close();
   s.close();
-  for (const use of [() => s.send(Buffer.from('x')), () => s.sendBatch([], 0), () => s.stage(1, [], 0), () => s.whenWritable(() => undefined), () => s.start(h)]) {
+  for (const use of [() => s.send(Buffer.from('x')), () => s.sendBatch([], 0), () => s.stage(1, [], 0), () => s.stage(1, [], 0, 5), () => s.whenWritable(() => undefined), () => s.start(h)]) {
     assert.throws(use, (e: unknown) => isDisklessError(e, 'NET_SOCKET_CLOSED'));
   }
   // Closed inside its own ACK handler: the rest of the batch is not delivered, nothing crashes.

@@ -4,13 +4,15 @@
  * retransmissions and the same metrics on each: lock-step, windowed, a block lost in the
  * middle of a window (the client ACKs the gap, the server resends from it), the first block
  * of a window lost (only the timer resends), duplicated ACKs (never a resend), a client that
- * vanishes, a client ERROR. Also: which transport 'auto' picks, and a bad transport value.
+ * vanishes, a client ERROR. Also: busy-polling catches a fast lock-step client (atftp) and is
+ * off at 0; which transport 'auto' picks; bad option values.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rawFetch, readRequest } from '../../../test/support/tftp-client.js';
@@ -178,6 +180,31 @@ for (const transport of transports) {
     });
   });
 }
+
+test('busy-poll (native): a lock-step client that answers fast is caught spinning; 0 turns it off', { skip: !native && 'native addon not built' }, async () => {
+  const big = randomBytes(1468 * 1500 + 3);
+  writeFileSync(join(root, 'big'), big);
+  const fetchBig = (port: number) => new Promise<void>((resolve, reject) => {
+    execFile('atftp', ['--option', 'blksize 1468', '--get', '-r', 'big', '-l', join(dir, 'big.out'), '127.0.0.1', String(port)], { timeout: 30_000 }, (err) => (err ? reject(err) : resolve()));
+  });
+  for (const busyPollMicros of [1000, 0]) {
+    const metrics = new Metrics();
+    const s = new TftpServer({ root, address: '127.0.0.1', port: 0, transport: 'native', busyPollMicros, log: silentLogger(), metrics });
+    await s.start();
+    try {
+      await fetchBig(s.port);
+      assert.deepEqual(readFileSync(join(dir, 'big.out')), big);
+      await waitFor(() => s.activeTransfers === 0);
+      const hits = metrics.value('diskless_tftp_busy_poll_total', { result: 'hit' });
+      const misses = metrics.value('diskless_tftp_busy_poll_total', { result: 'miss' });
+      if (busyPollMicros > 0) assert.ok(hits > 0, `hits ${hits}, misses ${misses}`);
+      else assert.equal(hits + misses, 0);
+    } finally {
+      await s.stop();
+    }
+  }
+  assert.throws(() => new TftpServer({ root, busyPollMicros: 1001, log: silentLogger(), metrics: new Metrics() }), (e: unknown) => isDisklessError(e, 'CONFIG_INVALID') && e.data.field === 'tftp.busyPollMicros');
+});
 
 test("transport 'auto' picks the native socket when the addon is built; a bad value is CONFIG_INVALID", async () => {
   const s = new TftpServer({ root, port: 0, log: silentLogger(), metrics: new Metrics() });
