@@ -4,15 +4,11 @@
  * RA servers call `openRawSocket` once per configured interface at start; tests call it on
  * veth pairs. Needs root or CAP_NET_RAW.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DisklessError, type ErrorCode } from '../errors/index.js';
 import type { InterfaceInfo, RawSocket, RawSocketOptions, RawSocketStatistics } from './raw-socket.js';
+import { loadNativeAddon } from './native-addon.js';
 
-/** Where node-gyp leaves the addon, relative to the repository root. */
-export const ADDON_PATH = join('native', 'build', 'Release', 'diskless_raw.node');
+export { ADDON_PATH } from './native-addon.js';
 
 /** Default SO_RCVBUF: enough for a burst of a few thousand DHCP-sized frames (STACK.md). */
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -47,31 +43,9 @@ interface ErrnoError extends Error {
   syscall?: string;
 }
 
-/**
- * The repository root: the nearest directory above this file holding package.json. Works from
- * src/net (tsx) and from dist/src/net (compiled) alike.
- */
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return dirname(fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
 /** Loads the addon (Node caches it after the first call). Throws NET_ADDON_MISSING. */
 function loadAddon(): Addon {
-  const path = join(repositoryRoot(), ADDON_PATH);
-  if (!existsSync(path)) {
-    throw new DisklessError('NET_ADDON_MISSING', `cannot load the raw-socket addon: ${path} does not exist; run \`make build\``, { path });
-  }
-  try {
-    return createRequire(import.meta.url)(path) as Addon;
-  } catch (err) {
-    throw new DisklessError('NET_ADDON_MISSING', `cannot load the raw-socket addon ${path}: ${(err as Error).message}; run \`make build\` to rebuild it`, { path }, { cause: err });
-  }
+  return loadNativeAddon<Addon>();
 }
 
 /** Maps an addon error to its catalogue code by errno name. */

@@ -5,15 +5,11 @@
  * block number only (no 64 KiB receive buffer and no rinfo object per datagram), and a window
  * of DATA packets leaves with one sendmmsg(2). Unprivileged: any user may open one.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { DisklessError } from '../errors/index.js';
+import { ADDON_PATH, loadNativeAddon } from './native-addon.js';
 
 /** Where node-gyp leaves the addon, relative to the repository root (as in open-raw-socket.ts). */
-const ADDON_PATH = join('native', 'build', 'Release', 'diskless_raw.node');
 
 /** Event kinds the addon reports through `onEvent` (udp_transfer.c UT_EVENT_*). */
 const AddonEvent = { packet: 1, error: 2, writable: 3 } as const;
@@ -93,28 +89,16 @@ export interface UdpTransferSocket {
   close(): void;
 }
 
-/** The nearest directory above this file holding package.json (src/net and dist/src/net alike). */
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return dirname(fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
 /** The addon's UdpTransfer class, or a NET_ADDON_MISSING error saying why there is none. */
 function loadUdpTransfer(): NonNullable<Addon['UdpTransfer']> | DisklessError {
-  const path = join(repositoryRoot(), ADDON_PATH);
-  if (!existsSync(path)) return new DisklessError('NET_ADDON_MISSING', `cannot load the native addon: ${path} does not exist; run \`make build\``, { path });
+  let addon: Addon;
   try {
-    const addon = createRequire(import.meta.url)(path) as Addon;
-    if (typeof addon.UdpTransfer === 'function') return addon.UdpTransfer;
-    return new DisklessError('NET_ADDON_MISSING', `cannot use the native addon ${path}: it has no UdpTransfer (built before udp_transfer.c); run \`make build\``, { path });
+    addon = loadNativeAddon<Addon>();
   } catch (err) {
-    return new DisklessError('NET_ADDON_MISSING', `cannot load the native addon ${path}: ${(err as Error).message}; run \`make build\``, { path }, { cause: err });
+    return err as DisklessError;
   }
+  if (typeof addon.UdpTransfer === 'function') return addon.UdpTransfer;
+  return new DisklessError('NET_ADDON_MISSING', `cannot use the native addon ${ADDON_PATH}: it has no UdpTransfer (built before udp_transfer.c); run \`make build\``, { path: ADDON_PATH });
 }
 
 /** True when the addon is built with UdpTransfer (otherwise TftpServer falls back to node:dgram). */
