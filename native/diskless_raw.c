@@ -510,6 +510,8 @@ static napi_value close_js(napi_env env, napi_callback_info info) {
 
 /* The UdpTransfer class (udp_transfer.c), part of the same addon. */
 napi_value udp_transfer_init(napi_env env, napi_value exports);
+/* setTcpQuickAck (tcp_options.c). */
+napi_value tcp_options_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
@@ -523,6 +525,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "RawSocket", cls);
   napi_create_function(env, "interfaceInfo", NAPI_AUTO_LENGTH, interface_info, NULL, &fn);
   napi_set_named_property(env, exports, "interfaceInfo", fn);
+  tcp_options_init(env, exports);
   return udp_transfer_init(env, exports);
 }
 

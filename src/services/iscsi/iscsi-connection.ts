@@ -30,6 +30,12 @@ export interface ConnectionContext {
   readonly loginTimeoutMs: number;
   /** Called when the session ends, to free its TSIH. */
   readonly onClose: (tsih: number | undefined) => void;
+  /**
+   * Makes the kernel acknowledge what it has received now (TCP_QUICKACK, src/net). Called when
+   * a read ends inside a PDU: iPXE sends a PDU's header and data as two segments and waits for
+   * our ACK in between, which Linux would otherwise delay ~40 ms (seen at every login).
+   */
+  readonly acknowledgeNow?: (socket: Socket) => boolean;
 }
 
 const M = { dropped: 'diskless_iscsi_dropped_total', rejects: 'diskless_iscsi_rejects_total', commands: 'diskless_iscsi_commands_total', logins: 'diskless_iscsi_logins_total', readBytes: 'diskless_iscsi_read_bytes_total', writtenBytes: 'diskless_iscsi_written_bytes_total' } as const;
@@ -89,6 +95,7 @@ export class IscsiConnection {
       this.drop(isDisklessError(err) ? err.code.toLowerCase() : 'framing');
       return;
     }
+    if (this.reader.buffered > 0) this.ctx.acknowledgeNow?.(this.socket);
     for (const raw of pdus) {
       // PDUs are handled strictly in arrival order; long work (disk I/O) is spawned, not awaited, inside handlers.
       this.queue = this.queue.then(() => (this.closed ? undefined : this.handleRaw(raw))).catch((err: unknown) => this.fatal(err));

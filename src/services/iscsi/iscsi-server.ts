@@ -12,6 +12,7 @@ import type { Service } from '../service.js';
 import { IscsiConnection } from './iscsi-connection.js';
 import { DEFAULT_TARGET_LIMITS, type TargetLimits } from './operational-keys.js';
 import type { ChapCredentials, TargetResolver } from './target-resolver.js';
+import { quickAcker } from '../../net/tcp-quick-ack.js';
 
 /** Options of `new IscsiServer(...)`; see ISCSI_SERVER_DEFAULTS for the optional ones. */
 export interface IscsiServerOptions {
@@ -46,6 +47,8 @@ export const ISCSI_SERVER_DEFAULTS = {
 const MAX_TSIH = 0xffff;
 
 export class IscsiServer implements Service {
+  /** TCP_QUICKACK setter, resolved once (a no-op without the native addon). */
+  private readonly acknowledgeNow = quickAcker();
   readonly name = 'iscsi';
   private server: Server | null = null;
   private readonly connections = new Set<IscsiConnection>();
@@ -101,6 +104,7 @@ export class IscsiServer implements Service {
         allocateTsih: () => this.allocateTsih(),
         commandWindow: o.commandWindow ?? ISCSI_SERVER_DEFAULTS.commandWindow,
       },
+      acknowledgeNow: this.acknowledgeNow,
       onClose: (tsih) => {
         if (tsih !== undefined) this.liveTsihs.delete(tsih);
         this.connections.delete(conn);
