@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { LAB_DEFAULTS } from '../lab/lab.js';
+import { readFile } from 'node:fs/promises';
+import { DisklessError } from '../errors/index.js';
+import { LAB_DEFAULTS, isAlive } from '../lab/lab.js';
 import { LAB_DEMO_MAC } from '../lab/lab-config.js';
 import { labBoot, labUp, parseMac, parseTimeout } from './lab-command.js';
 
@@ -26,37 +28,55 @@ export interface UpOptions {
  */
 export async function up(options: UpOptions): Promise<void> {
   const out = options.out ?? process.stdout;
-  const { lab } = await labUp({ namespace: options.namespace, ...(options.config === undefined ? {} : { config: options.config }), out });
+  const { lab, serverPid } = await labUp({ namespace: options.namespace, ...(options.config === undefined ? {} : { config: options.config }), out });
   try {
     await labBoot({ namespace: options.namespace, mac: options.mac, uefi: false, timeoutMs: options.timeoutMs, out, ...(options.signal ? { signal: options.signal } : {}) });
   } catch (err) {
-    out.write(`boot failed; the server log is ${lab.logPath('serve')}\n`);
+    const log = await readFile(lab.logPath('serve'), 'utf8').catch(() => '');
+    out.write(`boot failed; the last lines of the server log:\n${log.trim().split('\n').slice(-10).join('\n')}\n`);
     await lab.down();
     throw err;
   }
   if (!options.once) {
     out.write(`the server keeps running in ${lab.namespace}: boot more VMs with \`diskless lab boot\`; Ctrl-C stops everything\n`);
-    await waitForStop(options.signal);
+    const ended = await waitForStop(options.signal, serverPid);
+    if (ended === 'server-exited') {
+      const log = await readFile(lab.logPath('serve'), 'utf8').catch(() => '');
+      await lab.down();
+      throw new DisklessError('LAB_PROCESS_EXITED', `the server exited (lab removed): ${log.trim().split('\n').slice(-3).join(' | ')}`, { process: 'serve', log });
+    }
   }
   out.write('stopping: server, VMs and the lab namespace\n');
   await lab.down();
   out.write(`lab ${lab.namespace} removed\n`);
 }
 
-function waitForStop(signal: AbortSignal | undefined): Promise<void> {
+/** How often `up` checks that the lab server is still alive while it waits for Ctrl-C. */
+const SERVER_WATCH_MS = 1000;
+
+/**
+ * Resolves on SIGINT/SIGTERM or an aborted `signal`, or with 'server-exited' when the lab
+ * server dies. The watch timer is also what keeps this process alive: the server runs
+ * detached in the namespace, so nothing else holds the event loop open.
+ */
+function waitForStop(signal: AbortSignal | undefined, serverPid: number): Promise<'signal' | 'server-exited'> {
   return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
+    const done = (why: 'signal' | 'server-exited') => {
+      clearInterval(watch);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(why);
     };
-    if (signal?.aborted) return resolve();
-    signal?.addEventListener('abort', done, { once: true });
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+    const onSignal = () => done('signal');
+    const watch = setInterval(() => {
+      if (!isAlive(serverPid)) done('server-exited');
+    }, SERVER_WATCH_MS);
+    if (signal?.aborted) return done('signal');
+    signal?.addEventListener('abort', onSignal, { once: true });
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
   });
 }
-
 /** Registers `diskless up`. */
 export function registerUpCommand(program: Command): void {
   program
