@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   libiscsi-bin open-iscsi tgt                   # iSCSI interop (iscsi-ls, iscsistart) and the tgt peer
   qemu-block-extra                              # qemu-io/qemu-img iscsi:// (block-iscsi module) for iSCSI interop tests
   dnsmasq-base atftpd atftp                     # DHCP/TFTP peers, TFTP interop client
+  curl                                          # a second TFTP client (tftp://) in the interop tests
   python3 make g++                              # node-gyp toolchain for the native addon
   busybox-static                                # udhcpc: a real DHCP client for the DHCP interop tests
   ovmf                                          # UEFI firmware for `diskless lab boot --uefi`
