@@ -11,7 +11,6 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isDisklessError } from '../errors/index.js';
 import { nativeUdpTransferAvailable, openUdpTransferSocket, type UdpTransferHandlers, type UdpTransferSocket } from './udp-transfer-socket.js';
 
-const skip = !nativeUdpTransferAvailable() && 'native addon not built (make native)';
 
 interface Peer {
   readonly socket: Socket;
@@ -83,7 +82,7 @@ async function pair(): Promise<{ p: Peer; s: UdpTransferSocket; h: ReturnType<ty
   return { p, s, h };
 }
 
-test('receives ACKs as block numbers and other datagrams whole; sends a batch in order', { skip }, async () => {
+test('receives ACKs as block numbers and other datagrams whole; sends a batch in order', async () => {
   const { p, s, h } = await pair();
   try {
     assert.ok(s.localPort > 0 && s.localPort !== p.port);
@@ -106,7 +105,7 @@ test('receives ACKs as block numbers and other datagrams whole; sends a batch in
   }
 });
 
-test('datagrams from another port never reach a connected transfer socket', { skip }, async () => {
+test('datagrams from another port never reach a connected transfer socket', async () => {
   const { p, s, h } = await pair();
   const stranger = await peer();
   try {
@@ -122,7 +121,7 @@ test('datagrams from another port never reach a connected transfer socket', { sk
   }
 });
 
-test('a staged window leaves on exactly its ACK, once, and the ACK reports how many left', { skip }, async () => {
+test('a staged window leaves on exactly its ACK, once, and the ACK reports how many left', async () => {
   const { p, s, h } = await pair();
   try {
     const window = [Buffer.from('w1'), Buffer.from('w2'), Buffer.from('w3')];
@@ -157,7 +156,7 @@ test('a staged window leaves on exactly its ACK, once, and the ACK reports how m
   }
 });
 
-test('busy-poll: a client that never answers in time costs misses that back off (skip 2, 4, 8...)', { skip }, async () => {
+test('busy-poll: a client that never answers in time costs misses that back off (skip 2, 4, 8...)', async () => {
   const { p, s, h } = await pair();
   try {
     s.stage(77, [Buffer.from('never released')], 1, 200);
@@ -180,7 +179,7 @@ test('busy-poll: a client that never answers in time costs misses that back off 
   assert.deepEqual(Object.keys(s.statistics()).sort(), ['spinHits', 'spinMisses'], 'statistics after close');
 });
 
-test('whenWritable calls back once the socket can send', { skip }, async () => {
+test('whenWritable calls back once the socket can send', async () => {
   const { p, s } = await pair();
   try {
     await new Promise<void>((resolve) => s.whenWritable(resolve));
@@ -190,7 +189,7 @@ test('whenWritable calls back once the socket can send', { skip }, async () => {
   }
 });
 
-test('a peer that went away: ECONNREFUSED as a NET_SEND_FAILED, from receive or send', { skip }, async () => {
+test('a peer that went away: ECONNREFUSED as a NET_SEND_FAILED, from receive or send', async () => {
   const { p, s, h } = await pair();
   try {
     await new Promise<void>((r) => p.socket.close(r));
@@ -213,7 +212,7 @@ test('a peer that went away: ECONNREFUSED as a NET_SEND_FAILED, from receive or 
   }
 });
 
-test('close is idempotent; use after close is NET_SOCKET_CLOSED; start twice is refused', { skip }, async () => {
+test('close is idempotent; use after close is NET_SOCKET_CLOSED; start twice is refused', async () => {
   const { p, s, h } = await pair();
   assert.throws(() => s.start(h), (e: unknown) => isDisklessError(e, 'NET_INVALID_OPTION'));
   s.close();
@@ -234,7 +233,7 @@ test('close is idempotent; use after close is NET_SOCKET_CLOSED; start twice is 
   q.socket.close();
 });
 
-test('bad options are NET_INVALID_OPTION with the field; a bind that fails is NET_SEND_FAILED', { skip }, async () => {
+test('bad options are NET_INVALID_OPTION with the field; a bind that fails is NET_SEND_FAILED', async () => {
   const bad = [
     [{ bindAddress: 'localhost', peerAddress: '127.0.0.1', peerPort: 1 }, 'bindAddress'],
     [{ bindAddress: '127.0.0.1', peerAddress: '10.0.0.300', peerPort: 1 }, 'peerAddress'],
@@ -252,7 +251,7 @@ test('bad options are NET_INVALID_OPTION with the field; a bind that fails is NE
   );
 });
 
-test('IPv6: a transfer socket on ::1', { skip }, async () => {
+test('IPv6: a transfer socket on ::1', async () => {
   const p6 = createSocket('udp6');
   await new Promise<void>((r) => p6.bind(0, '::1', r));
   const s = openUdpTransferSocket({ bindAddress: '::', peerAddress: '::1', peerPort: p6.address().port });
