@@ -12,12 +12,12 @@ import { isDisklessError } from '../errors/index.js';
 // independent tools (dosfstools, mtools, reading at the partition's offset) accept.
 const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
 
-test('MBR: the LAB.md §3 boot code and text unchanged, one EFI system partition entry, 55 AA', () => {
+test('MBR: boot code that waits for the UART, the text, one EFI system partition entry, 55 AA', () => {
   const mbr = demoMbr();
   assert.equal(mbr.length, 512);
-  assert.equal(mbr.subarray(0, 22).toString('hex'), '31c08ed8fcbe167cbaf803ac84c07403eeebf8f4ebfd');
-  assert.equal(mbr.subarray(22, 36).toString('latin1'), `${DEMO_MARKER}\r\n\0`);
-  assert.ok(mbr.subarray(36, 440).every((b) => b === 0), 'nothing else in the code area');
+  assert.equal(mbr.subarray(0, 34).toString('hex'), '31c08ed8fcbe227cac84c0741288c4bafd03eca82074fbbaf80388e0eeebe9f4ebfd');
+  assert.equal(mbr.subarray(34, 48).toString('latin1'), `${DEMO_MARKER}\r\n\0`);
+  assert.ok(mbr.subarray(48, 440).every((b) => b === 0), 'nothing else in the code area');
   const entry = mbr.subarray(446, 462);
   assert.equal(entry[0], 0x00, 'not marked active: the BIOS code does not look at the table');
   assert.equal(entry[4], MBR_TYPE_EFI_SYSTEM);
@@ -28,6 +28,36 @@ test('MBR: the LAB.md §3 boot code and text unchanged, one EFI system partition
   assert.deepEqual([...entry.subarray(5, 8)], [37, 36, 1]);
   assert.ok(mbr.subarray(462, 510).every((b) => b === 0), 'the other three entries are empty');
   assert.equal(mbr.readUInt16BE(510), 0x55aa);
+});
+
+test('the boot code disassembles (objdump, i8086) to the documented program: text at 0x7c22, LSR polled before each byte', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'du-mbr-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const bin = join(dir, 'code.bin');
+  await writeFile(bin, demoMbr().subarray(0, 34));
+  const listing = execFileSync('objdump', ['-D', '-b', 'binary', '-mi8086', '--adjust-vma=0x7c00', bin], { encoding: 'utf8' });
+  const instructions = [...listing.matchAll(/^\s*7c[0-9a-f]{2}:\s+(?:[0-9a-f]{2} )+\s*(.+)$/gm)].map((m) => m[1]!.replace(/\s+/g, ' ').trim());
+  assert.deepEqual(instructions, [
+    'xor %ax,%ax',
+    'mov %ax,%ds',
+    'cld',
+    'mov $0x7c22,%si',
+    'lods %ds:(%si),%al',
+    'test %al,%al',
+    'je 0x7c1f',
+    'mov %al,%ah',
+    'mov $0x3fd,%dx',
+    'in (%dx),%al',
+    'test $0x20,%al',
+    'je 0x7c12',
+    'mov $0x3f8,%dx',
+    'mov %ah,%al',
+    'out %al,(%dx)',
+    'jmp 0x7c08',
+    'hlt',
+    'jmp 0x7c1f',
+  ]);
+  assert.equal(demoMbr().subarray(0x22, 0x22 + DEMO_MARKER.length).toString('latin1'), DEMO_MARKER);
 });
 
 test('writeDemoDisk: sparse file, the ESP passes fsck.fat and holds \\EFI\\BOOT\\BOOTX64.EFI', async (t) => {

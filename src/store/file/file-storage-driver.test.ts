@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStorageDriver } from './file-storage-driver.js';
 import { isDisklessError } from '../../errors/index.js';
-import { demoMbr, writeDemoDisk, DEMO_DISK_SIZE, DEMO_MARKER } from '../demo-disk.js';
+import { demoMbr, writeDemoDisk, DEMO_DISK_SIZE } from '../demo-disk.js';
 
 async function withDriver(fn: (d: FileStorageDriver, dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'di-store-'));
@@ -109,12 +109,6 @@ test('a damaged sidecar is STORE_BAD_METADATA', () =>
     await assert.rejects(d.info('v'), code('STORE_BAD_METADATA'));
   }));
 
-test('demo MBR: LAB.md §3 layout', async () => {
-  const mbr = demoMbr();
-  assert.equal(mbr.length, 512);
-  assert.equal(mbr.subarray(0, 22).toString('hex'), '31c08ed8fcbe167cbaf803ac84c07403eeebf8f4ebfd');
-  assert.equal(mbr.subarray(22, 22 + DEMO_MARKER.length + 3).toString('latin1'), 'DISKLESS-OK\r\n\0');
-  assert.equal(mbr.readUInt16BE(510), 0x55aa);
-  assert.equal(mbr.subarray(36, 440).every((b) => b === 0), true);
+test('writeDemoDisk refuses a size that is not a multiple of 512 (the MBR layout is in demo-disk.test.ts)', async () => {
   await assert.rejects(writeDemoDisk('/tmp/never', 100), code('STORE_INVALID_SIZE'));
 });
