@@ -33,6 +33,18 @@ export interface TargetBinding {
   /** When set, the initiator must pass one-way CHAP with these credentials. */
   readonly chap?: ChapCredentials;
   /**
+   * When set (with `chap`), mutual CHAP: the target answers the initiator's CHAP_I/CHAP_C with
+   * these credentials (RFC 7143 §12.1.3). Must differ from `chap.secret` (refused otherwise).
+   */
+  readonly mutualChap?: ChapCredentials;
+  /**
+   * Initiator names allowed to log in (exact IQN/EUI match). Absent: any initiator. A name not
+   * listed fails the login with 0x0202 authorization failure.
+   */
+  readonly allowedInitiators?: readonly string[];
+  /** The LUN number the device answers on (REPORT LUNS lists it). Default 0. */
+  readonly lun?: number;
+  /**
    * Stable unit serial number (VPD 80h) and source of the NAA designator; defaults to one
    * derived from the target name. Must not change for the life of the volume.
    */
