@@ -512,6 +512,8 @@ static napi_value close_js(napi_env env, napi_callback_info info) {
 napi_value udp_transfer_init(napi_env env, napi_value exports);
 /* setTcpQuickAck (tcp_options.c). */
 napi_value tcp_options_init(napi_env env, napi_value exports);
+/* crc32cUpdate (crc32c.c), when the CPU has SSE4.2. */
+napi_value crc32c_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
@@ -526,6 +528,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_function(env, "interfaceInfo", NAPI_AUTO_LENGTH, interface_info, NULL, &fn);
   napi_set_named_property(env, exports, "interfaceInfo", fn);
   tcp_options_init(env, exports);
+  crc32c_init(env, exports);
   return udp_transfer_init(env, exports);
 }
 

@@ -92,6 +92,8 @@ export interface PduReaderOptions {
   digests?: DigestOptions;
   /** Longest data segment accepted: what this side declared as MaxRecvDataSegmentLength (8192 during login, §6.1). */
   maxDataSegmentLength?: number;
+  /** The digest function (e.g. with the hardware update); a table one by default. */
+  crc?: Crc32c;
 }
 
 /**
@@ -116,9 +118,10 @@ export class PduReader {
   private ahs: Buffer = Buffer.alloc(0);
   private data: Buffer = Buffer.alloc(0);
   private dataDigestError = false;
-  private readonly crc = new Crc32c();
+  private readonly crc: Crc32c;
 
   constructor(options: PduReaderOptions = {}) {
+    this.crc = options.crc ?? new Crc32c();
     this.digests = options.digests ?? NO_DIGESTS;
     this.maxDataSegmentLength = options.maxDataSegmentLength ?? 8192;
   }

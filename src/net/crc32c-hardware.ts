@@ -1,0 +1,26 @@
+/**
+ * The hardware CRC32C register update (x86 SSE4.2 crc32 instruction, native/crc32c.c) for
+ * `new Crc32c(hardwareCrc32c())`. Undefined when the addon is not built or the CPU lacks
+ * SSE4.2: Crc32c then uses its tables, which give the same digests ~10-20x slower.
+ */
+import type { Crc32cUpdate } from '../wire/iscsi/crc32c.js';
+import { loadNativeAddon } from './native-addon.js';
+
+interface Crc32cAddon {
+  crc32cUpdate?(crc: number, buf: Buffer): number;
+}
+
+let resolved: Crc32cUpdate | null | undefined;
+
+/** The native update, resolved once per process; undefined when unavailable. */
+export function hardwareCrc32c(): Crc32cUpdate | undefined {
+  if (resolved === undefined) {
+    try {
+      const fn = loadNativeAddon<Crc32cAddon>().crc32cUpdate;
+      resolved = fn ? (crc, buf) => fn(crc >>> 0, buf) : null;
+    } catch {
+      resolved = null;
+    }
+  }
+  return resolved ?? undefined;
+}
