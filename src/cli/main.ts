@@ -10,6 +10,7 @@ import { registerConfigCommand } from './config-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerLabCommand } from './lab-command.js';
 import { registerUpCommand } from './up-command.js';
+import { registerExportCommand } from './export-command.js';
 
 const program = new Command('diskless')
   .description('diskless boot platform: DHCP/proxyDHCP, IPv6 RA, TFTP, HTTP and iSCSI from one server')
@@ -19,5 +20,6 @@ registerConfigCommand(program);
 registerServeCommand(program);
 registerLabCommand(program);
 registerUpCommand(program);
+registerExportCommand(program);
 
 process.exitCode = await runCli(program, process.argv);

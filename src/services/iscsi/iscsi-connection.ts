@@ -161,7 +161,7 @@ export class IscsiConnection {
     this.expCmdSN = s.expCmdSN;
     this.reader.maxDataSegmentLength = s.parameters.targetMaxRecvDataSegmentLength;
     if (s.binding && s.targetName) {
-      this.unit = new LogicalUnit(s.binding.device, s.binding.readOnly, unitIdentity(s.targetName, this.ctx.login.portalGroupTag, s.binding.serial));
+      this.unit = new LogicalUnit(s.binding.device, s.binding.readOnly, unitIdentity(s.targetName, this.ctx.login.portalGroupTag, s.binding.serial), { lun: s.binding.lun ?? 0, initiator: s.initiatorName, isid: s.isid });
     }
     this.ctx.metrics.inc(M.logins, { result: 'success' });
     this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, tsih: s.tsih }, 'iscsi session established');
@@ -199,7 +199,7 @@ export class IscsiConnection {
     }
     if (this.writes.has(pdu.itt)) return this.reject(undefined, RejectReason.taskInProgress, 'itt-in-use');
     const lun = decodeLun(pdu.lun);
-    const plan = lun === 0 ? this.unit.plan(pdu.cdb) : LogicalUnit.planMissingLun(pdu.cdb, this.unit.identity);
+    const plan = lun === this.unit.lun ? this.unit.plan(pdu.cdb) : LogicalUnit.planMissingLun(pdu.cdb, this.unit.identity, this.unit.lun);
     if (pdu.write || plan.kind === 'dataOut') {
       // A write CDB without the W bit moves no data (EDTL is then taken as 0): it completes with an overflow residual.
       const task = new WriteTask(pdu, plan, p, () => this.nextTtt());

@@ -85,14 +85,27 @@ function fail(key: number, asc: AscPair, extra: Partial<Sense> = {}): CommandPla
 }
 
 /** LUN 0 of a target: a BlockDevice plus the identity and geometry it reports. */
+/** The I_T nexus a LogicalUnit instance serves, and the LUN number it answers on. */
+export interface UnitNexus {
+  /** LUN number (REPORT LUNS lists it; commands to other LUNs get LOGICAL UNIT NOT SUPPORTED). Default 0. */
+  readonly lun?: number;
+  /** iSCSI initiator name of the session. */
+  readonly initiator?: string;
+  /** ISID of the session (initiator port = name + ISID). */
+  readonly isid?: number;
+}
+
 export class LogicalUnit {
   readonly geometry: UnitGeometry;
+  readonly lun: number;
 
   constructor(
     readonly device: BlockDevice,
     readonly readOnly: boolean,
     readonly identity: UnitIdentity,
+    readonly nexus: UnitNexus = {},
   ) {
+    this.lun = nexus.lun ?? 0;
     const ro = readOnly || device.readOnly;
     this.geometry = {
       blocks: BigInt(Math.floor(device.size / device.blockSize)),
@@ -134,7 +147,7 @@ export class LogicalUnit {
         return this.dataIn(readCapacity16(g), cdb.allocationLength);
       case 'reportLuns':
         if (cdb.selectReport > 2) return fail(SenseKey.illegalRequest, Asc.invalidFieldInCdb, { field: { inCdb: true, byte: 2 } });
-        return this.dataIn(reportLuns([0]), cdb.allocationLength);
+        return this.dataIn(reportLuns([this.lun]), cdb.allocationLength);
       case 'modeSense': {
         if (cdb.pageControl === PageControl.saved) return fail(SenseKey.illegalRequest, Asc.savingParametersNotSupported, { field: { inCdb: true, byte: 2, bit: 7 } });
         const data = modeSense(g, cdb);
@@ -211,9 +224,9 @@ export class LogicalUnit {
 
   /**
    * Plan for a LUN that does not exist (SPC-4 §6.4.2, §6.33): INQUIRY answers with peripheral
-   * qualifier 011b, REPORT LUNS lists LUN 0, anything else is LOGICAL UNIT NOT SUPPORTED.
+   * qualifier 011b, REPORT LUNS lists the unit's LUN, anything else is LOGICAL UNIT NOT SUPPORTED.
    */
-  static planMissingLun(cdbBytes: Buffer, identity: UnitIdentity): CommandPlan {
+  static planMissingLun(cdbBytes: Buffer, identity: UnitIdentity, lun = 0): CommandPlan {
     let cdb: Cdb;
     try {
       cdb = decodeCdb(cdbBytes);
@@ -226,7 +239,7 @@ export class LogicalUnit {
       return { kind: 'dataIn', run: async () => ({ status: ScsiStatus.good, data: d.subarray(0, Math.min(d.length, cdb.allocationLength)) }) };
     }
     if (cdb.op === 'reportLuns') {
-      const d = reportLuns([0]);
+      const d = reportLuns([lun]);
       return { kind: 'dataIn', run: async () => ({ status: ScsiStatus.good, data: d.subarray(0, Math.min(d.length, cdb.allocationLength)) }) };
     }
     return fail(SenseKey.illegalRequest, Asc.logicalUnitNotSupported);

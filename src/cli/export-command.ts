@@ -1,0 +1,202 @@
+import type { Command } from 'commander';
+import { constants as fsc } from 'node:fs';
+import { open, readFile, realpath, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { isIP } from 'node:net';
+import type { LevelWithSilent } from 'pino';
+import { DisklessError } from '../errors/index.js';
+import { createLogger } from '../observe/logger.js';
+import { Metrics } from '../observe/metrics.js';
+import { IscsiServer } from '../services/iscsi/iscsi-server.js';
+import { StaticTargetResolver } from '../services/iscsi/static-target-resolver.js';
+import type { ChapCredentials } from '../services/iscsi/target-resolver.js';
+import { FileBlockDevice } from '../store/file/file-block-device.js';
+
+/** Everything `diskless export iscsi` needs, parsed and checked. */
+export interface ExportIscsiOptions {
+  readonly file: string;
+  readonly iqn: string;
+  readonly address: string;
+  /** 0 picks a free port (printed on stdout). */
+  readonly port: number;
+  readonly lun: number;
+  readonly chap?: ChapCredentials;
+  readonly mutualChap?: ChapCredentials;
+  readonly readOnly: boolean;
+  readonly blockSize: number;
+  readonly logLevel: LevelWithSilent;
+}
+
+function usage(option: string, value: string, allowed: string, why?: string): never {
+  const shown = option === '--chap' || option === '--mutual' ? maskSecret(value) : JSON.stringify(value);
+  throw new DisklessError('USAGE', `option ${option}: value ${shown} is not allowed${why ? ` (${why})` : ''}; allowed: ${allowed}`, { field: option, value: option === '--chap' || option === '--mutual' ? maskSecret(value) : value, allowed });
+}
+
+/** Never print a secret back: `user:<n characters>`. */
+function maskSecret(value: string): string {
+  const i = value.indexOf(':');
+  return i < 0 ? `"<${value.length} characters>"` : JSON.stringify(`${value.slice(0, i)}:<${value.length - i - 1} characters>`);
+}
+
+/**
+ * An iSCSI name (RFC 7143 §4.2.7): `iqn.YYYY-MM.reversed.domain[:anything]`, `eui.` + 16 hex
+ * digits, or `naa.` + 16 or 32 hex digits; at most 223 bytes, lower case (names are
+ * compared after stringprep, which folds case: we require the folded form).
+ */
+export function parseIqn(value: string): string {
+  const allowed = 'iqn.YYYY-MM.reversed.domain[:name] (lower case, at most 223 bytes), eui.<16 hex digits> or naa.<16 or 32 hex digits>';
+  if (Buffer.byteLength(value, 'utf8') > 223) usage('--iqn', value, allowed, 'longer than 223 bytes');
+  if (/^iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[a-z0-9.:_-]+)?$/.test(value)) return value;
+  if (/^eui\.[0-9A-F]{16}$/i.test(value) || /^naa\.([0-9A-F]{16}|[0-9A-F]{32})$/i.test(value)) return value;
+  return usage('--iqn', value, allowed);
+}
+
+/** `IP:PORT` with an IPv4 address or a bracketed IPv6 address; port 0..65535 (0 = any free port). */
+export function parseListen(value: string): { address: string; port: number } {
+  const allowed = 'IPv4:PORT or [IPv6]:PORT, port 0-65535 (0 picks a free port)';
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  if (!m) return usage('--listen', value, allowed);
+  const address = m[1] ?? m[2]!;
+  if (isIP(address) !== (m[1] !== undefined ? 6 : 4)) return usage('--listen', value, allowed, `${address} is not an IP${m[1] !== undefined ? 'v6' : 'v4'} address`);
+  const port = Number(m[3]);
+  if (port > 65535) return usage('--listen', value, allowed, 'port above 65535');
+  return { address, port };
+}
+
+/** A LUN number, 0..255 (peripheral device addressing, SAM-5 §4.7.7.1). */
+export function parseLun(value: string): number {
+  if (!/^\d{1,3}$/.test(value) || Number(value) > 255) return usage('--lun', value, 'an integer 0-255');
+  return Number(value);
+}
+
+/**
+ * `USER:SECRET` for CHAP. RFC 7143 §12.1.3 wants secrets of at least 96 bits (12 bytes) when
+ * they are not random binary, and the CHAP_R/CHAP_C encoding caps practical secrets at 255
+ * bytes; the user name is the CHAP_N the initiator sends (1-255 bytes, no ':').
+ */
+export function parseChap(option: '--chap' | '--mutual', value: string): ChapCredentials {
+  const allowed = 'USER:SECRET, USER 1-255 bytes, SECRET 12-255 bytes (RFC 7143 §12.1.3)';
+  const i = value.indexOf(':');
+  if (i <= 0) return usage(option, value, allowed, 'no USER: before the secret');
+  const username = value.slice(0, i);
+  const secret = value.slice(i + 1);
+  if (Buffer.byteLength(username) > 255) return usage(option, value, allowed, 'user name longer than 255 bytes');
+  const n = Buffer.byteLength(secret);
+  if (n < 12) return usage(option, value, allowed, `secret is ${n} bytes, shorter than 12`);
+  if (n > 255) return usage(option, value, allowed, `secret is ${n} bytes, longer than 255`);
+  return { username, secret };
+}
+
+/** Checks the whole command line; throws USAGE naming the first bad option. */
+export function parseExportOptions(file: string, opts: { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string }): ExportIscsiOptions {
+  if (opts.iqn === undefined) usage('--iqn', '', 'an iSCSI name; the option is required');
+  if (opts.listen === undefined) usage('--listen', '', 'IP:PORT; the option is required');
+  const iqn = parseIqn(opts.iqn);
+  const { address, port } = parseListen(opts.listen);
+  const lun = parseLun(opts.lun);
+  const chap = opts.chap === undefined ? undefined : parseChap('--chap', opts.chap);
+  const mutualChap = opts.mutual === undefined ? undefined : parseChap('--mutual', opts.mutual);
+  if (mutualChap && !chap) usage('--mutual', opts.mutual!, '--mutual together with --chap (mutual CHAP answers the initiator after one-way CHAP)', 'without --chap');
+  if (mutualChap && chap && mutualChap.secret === chap.secret) {
+    usage('--mutual', opts.mutual!, 'a secret different from the --chap secret', 'same secret as --chap: RFC 7143 §12.1.3 forbids one secret for both directions');
+  }
+  if (opts.blockSize !== '512' && opts.blockSize !== '4096') usage('--block-size', opts.blockSize, '512 or 4096');
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(opts.logLevel)) usage('--log-level', opts.logLevel, levels.join(', '));
+  return { file, iqn, address, port, lun, ...(chap ? { chap } : {}), ...(mutualChap ? { mutualChap } : {}), readOnly: opts.readOnly, blockSize: Number(opts.blockSize), logLevel: opts.logLevel as LevelWithSilent };
+}
+
+/** The size of a regular file or block device in bytes. */
+async function deviceSize(file: string): Promise<number> {
+  const st = await stat(file);
+  if (st.isFile()) return st.size;
+  if (st.isBlockDevice()) {
+    // stat reports 0 for block devices; sysfs has the size in 512-byte sectors.
+    const name = basename(await realpath(file));
+    const sectors = await readFile(`/sys/class/block/${name}/size`, 'utf8');
+    return Number(sectors.trim()) * 512;
+  }
+  throw new DisklessError('USAGE', `argument FILE: ${JSON.stringify(file)} is not allowed; allowed: a regular file or a block device`, { field: 'FILE', value: file, allowed: 'regular file or block device' });
+}
+
+/**
+ * Opens FILE as a block device: the whole file, rounded down to whole blocks. A missing file,
+ * an empty one or one smaller than a block is a USAGE error naming it.
+ */
+export async function openExportDevice(file: string, readOnly: boolean, blockSize: number): Promise<FileBlockDevice> {
+  let size: number;
+  try {
+    size = await deviceSize(file);
+  } catch (err) {
+    if (err instanceof DisklessError) throw err;
+    throw new DisklessError('USAGE', `argument FILE: ${JSON.stringify(file)} is not allowed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); allowed: an existing regular file or block device`, { field: 'FILE', value: file, allowed: 'existing file' }, { cause: err });
+  }
+  const usable = Math.floor(size / blockSize) * blockSize;
+  if (usable === 0) throw new DisklessError('USAGE', `argument FILE: ${JSON.stringify(file)} is not allowed (${size} bytes); allowed: at least one ${blockSize}-byte block`, { field: 'FILE', value: file, allowed: `>= ${blockSize} bytes` });
+  let handle;
+  try {
+    handle = await open(file, readOnly ? fsc.O_RDONLY : fsc.O_RDWR);
+  } catch (err) {
+    throw new DisklessError('USAGE', `argument FILE: cannot open ${JSON.stringify(file)} ${readOnly ? 'read-only' : 'read-write'} (${(err as NodeJS.ErrnoException).code ?? ''}); allowed: a file this user can ${readOnly ? 'read' : 'read and write (or pass --read-only)'}`, { field: 'FILE', value: file, allowed: 'accessible file' }, { cause: err });
+  }
+  return new FileBlockDevice(handle, usable, blockSize, readOnly, file);
+}
+
+/**
+ * Serves one file as one iSCSI target until `signal` aborts (SIGINT/SIGTERM from the CLI).
+ * Prints `listening on IP:PORT` (the bound port, useful with port 0) once it accepts logins.
+ */
+export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  const device = await openExportDevice(o.file, o.readOnly, o.blockSize);
+  const log = createLogger({ level: o.logLevel });
+  const server = new IscsiServer({
+    address: o.address,
+    port: o.port,
+    log,
+    metrics: new Metrics(),
+    targets: new StaticTargetResolver([
+      { name: o.iqn, device, readOnly: o.readOnly, lun: o.lun, ...(o.chap ? { chap: o.chap } : {}), ...(o.mutualChap ? { mutualChap: o.mutualChap } : {}) },
+    ]),
+  });
+  try {
+    await server.start();
+    const host = o.address.includes(':') ? `[${o.address}]` : o.address;
+    out.write(`exporting ${o.file} (${device.size} bytes, ${o.blockSize}-byte blocks${o.readOnly ? ', read-only' : ''}) as ${o.iqn} LUN ${o.lun}${o.chap ? ', CHAP' : ''}${o.mutualChap ? ' + mutual' : ''}\nlistening on ${host}:${server.port}\n`);
+    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    out.write('stopping\n');
+  } finally {
+    await server.stop();
+    await device.flush().catch(() => undefined);
+    await device.close();
+  }
+}
+
+/** Registers `diskless export iscsi FILE ...`. */
+export function registerExportCommand(program: Command): void {
+  const exp = program.command('export').description('serve one file or block device on its own, without the boot servers');
+  exp
+    .command('iscsi')
+    .description('serve FILE as an iSCSI target in the foreground until SIGINT/SIGTERM (like a one-line tgt)')
+    .argument('<file>', 'regular file or block device to export')
+    .option('--iqn <iqn>', 'target name, e.g. iqn.2026-11.io.example:disk1 (required)')
+    .option('--listen <ip:port>', 'portal address, e.g. 127.0.0.1:3260 or [::1]:3260 (required; port 0 picks one)')
+    .option('--lun <n>', 'LUN number 0-255', '0')
+    .option('--chap <user:secret>', 'require one-way CHAP; secret 12-255 bytes')
+    .option('--mutual <user:secret>', 'also authenticate the target to the initiator (mutual CHAP); needs --chap and a different secret')
+    .option('--read-only', 'refuse writes (DATA PROTECT / WRITE PROTECTED)', false)
+    .option('--block-size <bytes>', 'logical block size, 512 or 4096', '512')
+    .option('--log-level <level>', 'log level on stderr', 'warn')
+    .action(async (file: string, opts: { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string }) => {
+      const options = parseExportOptions(file, opts);
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        await exportIscsi(options, controller.signal);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}
