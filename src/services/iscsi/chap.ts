@@ -1,6 +1,7 @@
 /**
- * CHAP with MD5 (RFC 1994 §4.1; RFC 7143 §12.1.3), target side, one way. Pure except for the
- * random challenge, which the caller passes in so tests are deterministic.
+ * CHAP with MD5 (RFC 1994 §4.1; RFC 7143 §12.1.3), target side: checking the initiator's
+ * response and answering its challenge (mutual CHAP). Pure; the random challenge comes from
+ * the caller (crypto.randomBytes in the server) so tests are deterministic.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
@@ -55,4 +56,9 @@ export function sameName(a: string, b: string): boolean {
   const x = createHash('sha256').update(a, 'utf8').digest();
   const y = createHash('sha256').update(b, 'utf8').digest();
   return timingSafeEqual(x, y);
+}
+
+/** Constant-time comparison of two secrets (mutual CHAP refuses one secret used both ways). */
+export function sameSecret(a: string, b: string): boolean {
+  return sameName(a, b);
 }

@@ -1,7 +1,8 @@
 /**
  * The login phase of one connection as a state machine (RFC 7143 §6.3, §11.12-11.13):
- * security negotiation (AuthMethod None or one-way CHAP-MD5, §12.1.3), operational
- * negotiation (operational-keys.ts), then full feature phase. Feed it each Login Request;
+ * security negotiation (AuthMethod None, or CHAP-MD5 one-way or mutual, §12.1.3), the
+ * initiator allow list (0x0202), operational negotiation (operational-keys.ts), then full
+ * feature phase. Feed it each Login Request;
  * it returns the Login Response to send and whether login goes on, completed, or failed
  * (send the response, then close). No sockets: the resolver, the random source and the
  * TSIH allocator are injected, so tests drive it PDU by PDU.
@@ -10,7 +11,7 @@ import { IscsiOpcode, ISCSI_VERSION, LoginStage, LoginStatus } from '../../wire/
 import type { LoginRequest, LoginResponse } from '../../wire/iscsi/iscsi-pdu.js';
 import { decodeTextKeys, encodeTextKeys, type TextPair } from '../../wire/iscsi/text-keys.js';
 import { isDisklessError } from '../../errors/index.js';
-import { CHAP_ALGORITHM_MD5, CHAP_CHALLENGE_LENGTH, decodeBinaryValue, encodeBinaryValue, sameName, verifyChapResponse } from './chap.js';
+import { CHAP_ALGORITHM_MD5, CHAP_CHALLENGE_LENGTH, chapResponse, decodeBinaryValue, encodeBinaryValue, sameName, sameSecret, verifyChapResponse } from './chap.js';
 import { OperationalNegotiation, type SessionParameters, type TargetLimits } from './operational-keys.js';
 import type { ChapCredentials, InitiatorInfo, TargetBinding, TargetResolver } from './target-resolver.js';
 
@@ -43,6 +44,10 @@ export interface LoginNegotiatorOptions {
   readonly portalGroupTag: number;
   /** CHAP credentials for discovery sessions; none means discovery is open. */
   readonly discoveryChap?: ChapCredentials;
+  /** What the target answers a discovery initiator's own challenge with (mutual CHAP). */
+  readonly discoveryMutualChap?: ChapCredentials;
+  /** True when a session with this TSIH is live (a login with TSIH ≠ 0 names one, §11.12.7). */
+  readonly tsihLive?: (tsih: number) => boolean;
   /** Cryptographically random bytes (crypto.randomBytes in the server). */
   readonly randomBytes: (n: number) => Buffer;
   /** A TSIH not used by another live session, never 0 (§11.12.7). */
@@ -71,6 +76,7 @@ export class LoginNegotiator {
   private statSN = 0;
   private auth: AuthState = 'start';
   private required: ChapCredentials | undefined;
+  private mutual: ChapCredentials | undefined;
   private chapId = 0;
   private challenge: Buffer = Buffer.alloc(0);
   private pendingText: Buffer[] = [];
@@ -96,7 +102,11 @@ export class LoginNegotiator {
       this.statSN = req.expStatSN;
       this.stage = req.csg;
       if (req.versionMin > ISCSI_VERSION) return this.fail(req, LoginStatus.unsupportedVersion, `version-min ${req.versionMin} is above ${ISCSI_VERSION}`);
-      if (req.tsih !== 0) return this.fail(req, LoginStatus.sessionDoesNotExist, `TSIH ${req.tsih}: adding connections to a session is not supported (MaxConnections=1)`);
+      if (req.tsih !== 0) {
+        // A TSIH names an existing session: adding a connection (or reinstating one) needs MaxConnections > 1.
+        if (this.o.tsihLive?.(req.tsih)) return this.fail(req, LoginStatus.tooManyConnections, `TSIH ${req.tsih}: the session already has its one connection (MaxConnections=1)`);
+        return this.fail(req, LoginStatus.sessionDoesNotExist, `TSIH ${req.tsih}: no such session`);
+      }
     } else {
       if (req.isid !== this.first.isid || req.tsih !== this.first.tsih || req.cid !== this.first.cid || req.itt !== this.first.itt) {
         return this.fail(req, LoginStatus.initiatorError, 'ISID, TSIH, CID or ITT changed during login');
@@ -127,6 +137,11 @@ export class LoginNegotiator {
     }
 
     const reply: TextPair[] = [];
+    const inThisText = new Set<string>();
+    for (const { key } of keys) {
+      if (inThisText.has(key)) return this.fail(req, LoginStatus.initiatorError, `key ${key} appears twice in one login request`);
+      inThisText.add(key);
+    }
     const firstText = !this.leadingDone;
     if (firstText) {
       this.leadingDone = true;
@@ -147,7 +162,9 @@ export class LoginNegotiator {
         if (this.stage !== LoginStage.securityNegotiation) return this.fail(req, LoginStatus.initiatorError, `${key} outside the security stage`);
         continue; // handled together below
       }
+      if (this.operationalState().repeated(key)) return this.fail(req, LoginStatus.initiatorError, `key ${key} negotiated twice (RFC 7143 §6.2)`);
       const answer = this.operationalState().offer(key, value);
+      if (answer === 'Reject' && OperationalNegotiation.declarative(key)) return this.fail(req, LoginStatus.initiatorError, `declared ${key}=${value} is out of range`);
       if (answer !== null) reply.push({ key, value: answer });
     }
 
@@ -203,6 +220,7 @@ export class LoginNegotiator {
     this.sessionType = type === 'Discovery' ? 'discovery' : 'normal';
     if (this.sessionType === 'discovery') {
       this.required = this.o.discoveryChap;
+      this.mutual = this.o.discoveryMutualChap;
       return null;
     }
     const target = get('TargetName');
@@ -215,7 +233,10 @@ export class LoginNegotiator {
       return this.fail(req, LoginStatus.targetError, `resolving ${target} failed: ${(err as Error).message}`);
     }
     if (!this.binding) return this.fail(req, LoginStatus.notFound, `target ${target} not found`);
+    const allowed = this.binding.allowedInitiators;
+    if (allowed && !allowed.includes(initiator)) return this.fail(req, LoginStatus.authorizationFailure, `initiator ${initiator} is not allowed on ${target}`);
     this.required = this.binding.chap;
+    this.mutual = this.binding.chap ? this.binding.mutualChap : undefined;
     return null;
   }
 
@@ -251,12 +272,25 @@ export class LoginNegotiator {
       const name = get('CHAP_N');
       const r = get('CHAP_R');
       if (name === undefined || r === undefined) return this.fail(req, LoginStatus.authenticationFailure, 'CHAP_N or CHAP_R missing');
-      if (get('CHAP_I') !== undefined || get('CHAP_C') !== undefined) return this.fail(req, LoginStatus.authenticationFailure, 'mutual CHAP is not supported yet');
       const response = decodeBinaryValue(r);
       const creds = this.required!;
       const nameOk = sameName(name, creds.username);
       const responseOk = response !== null && verifyChapResponse(this.chapId, creds.secret, this.challenge, response);
       if (!nameOk || !responseOk) return this.fail(req, LoginStatus.authenticationFailure, 'CHAP name or response does not match');
+      const theirId = get('CHAP_I');
+      const theirChallenge = get('CHAP_C');
+      if (theirId !== undefined || theirChallenge !== undefined) {
+        // Mutual CHAP (§12.1.3): the initiator authenticates the target in the same PDU.
+        if (theirId === undefined || theirChallenge === undefined) return this.fail(req, LoginStatus.authenticationFailure, 'mutual CHAP needs both CHAP_I and CHAP_C');
+        const mutual = this.mutual;
+        if (!mutual) return this.fail(req, LoginStatus.authenticationFailure, 'the initiator asks for mutual CHAP and the target has no mutual secret');
+        if (sameSecret(mutual.secret, creds.secret)) return this.fail(req, LoginStatus.authenticationFailure, 'the mutual CHAP secret equals the initiator secret (refused, RFC 7143 §12.1.3)');
+        const id = /^[0-9]{1,3}$/.test(theirId) ? Number(theirId) : 256;
+        const challenge = decodeBinaryValue(theirChallenge);
+        if (id > 255 || challenge === null) return this.fail(req, LoginStatus.authenticationFailure, 'malformed CHAP_I or CHAP_C');
+        if (challenge.equals(this.challenge)) return this.fail(req, LoginStatus.authenticationFailure, 'the initiator reflected the target challenge');
+        reply.push({ key: 'CHAP_N', value: mutual.username }, { key: 'CHAP_R', value: encodeBinaryValue(chapResponse(id, mutual.secret, challenge)) });
+      }
       this.auth = 'done';
       return null;
     }

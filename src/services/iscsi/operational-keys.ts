@@ -1,8 +1,9 @@
 /**
  * Negotiation of the operational text keys (RFC 7143 §13) during login: each key by its rule
- * (list, Boolean OR/AND, numeric min/max, declarative), the result kept as
- * `SessionParameters`, unknown keys answered NotUnderstood, malformed values Reject
- * (§6.2). Pure.
+ * (list: the first offered value we support; Boolean OR/AND; numeric min/max; declarative),
+ * the result kept as `SessionParameters`, unknown keys answered NotUnderstood, malformed or
+ * out-of-range values Reject (§6.2, §6.2.1), a key offered twice in one login refused
+ * (`repeated`, the negotiator fails the login with 0x0200). Pure.
  */
 import type { TextPair } from '../../wire/iscsi/text-keys.js';
 
@@ -58,8 +59,10 @@ export interface TargetLimits {
   readonly initialR2T: boolean;
   /** Our ImmediateData value (AND rule). */
   readonly immediateData: boolean;
-  /** Upper bound for MaxOutstandingR2T (min rule); this first cut issues one R2T at a time. */
+  /** Upper bound for MaxOutstandingR2T (min rule). */
   readonly maxOutstandingR2T: number;
+  /** Digests the target accepts in HeaderDigest/DataDigest lists: CRC32C and/or None. */
+  readonly digests: readonly ('CRC32C' | 'None')[];
 }
 
 /** Defaults of `IscsiServerOptions.limits`. */
@@ -70,6 +73,7 @@ export const DEFAULT_TARGET_LIMITS: TargetLimits = {
   initialR2T: false,
   immediateData: true,
   maxOutstandingR2T: 1,
+  digests: ['CRC32C', 'None'],
 };
 
 const U24 = 0xffffff;
@@ -85,6 +89,7 @@ const IRRELEVANT_IN_DISCOVERY = new Set(['MaxConnections', 'InitialR2T', 'Immedi
 export class OperationalNegotiation {
   private readonly p: Mutable<SessionParameters>;
   private declared = false;
+  private readonly seen = new Set<string>();
 
   constructor(
     private readonly limits: TargetLimits,
@@ -105,18 +110,35 @@ export class OperationalNegotiation {
     return [{ key: 'MaxRecvDataSegmentLength', value: String(this.limits.maxRecvDataSegmentLength) }];
   }
 
+  /**
+   * True when `key` was already offered in this login (§6.2: a key is negotiated at most once;
+   * the target answers a repeat with a login reject, initiator error). Records the key.
+   */
+  repeated(key: string): boolean {
+    if (this.seen.has(key)) return true;
+    this.seen.add(key);
+    return false;
+  }
+
+  /** Declarative keys (§13.12, §13.6) carry no answer; a bad value in one fails the login instead. */
+  static declarative(key: string): boolean {
+    return key === 'MaxRecvDataSegmentLength' || key === 'InitiatorAlias';
+  }
+
   /** Answers one operational key; null when the key needs no answer (declarative keys). */
   offer(key: string, value: string): string | null {
     if (this.discovery && IRRELEVANT_IN_DISCOVERY.has(key)) return 'Irrelevant';
     switch (key) {
       case 'HeaderDigest':
       case 'DataDigest': {
-        // First-cut policy: digests are always None; the codec supports CRC32C for the next step.
+        // List rule (§6.2.1): the first value in the initiator's order that we support; none → Reject.
         const offered = value.split(',');
-        if (!offered.includes('None')) return 'Reject';
-        if (key === 'HeaderDigest') this.p.headerDigest = false;
-        else this.p.dataDigest = false;
-        return 'None';
+        if (offered.some((v) => !/^[A-Za-z0-9.:\-+@_]{1,255}$/.test(v))) return 'Reject';
+        const pick = offered.find((v) => (this.limits.digests as readonly string[]).includes(v));
+        if (pick === undefined) return 'Reject';
+        if (key === 'HeaderDigest') this.p.headerDigest = pick === 'CRC32C';
+        else this.p.dataDigest = pick === 'CRC32C';
+        return pick;
       }
       case 'InitialR2T':
         return this.bool(value, (v) => (this.p.initialR2T = v || this.limits.initialR2T));
@@ -133,7 +155,7 @@ export class OperationalNegotiation {
       case 'OFMarkInt':
         return 'Irrelevant';
       case 'MaxConnections':
-        return this.num(value, 1, 65535, (v) => (this.p.maxConnections = Math.min(v, 1)));
+        return this.num(value, 1, 65535, (v) => (this.p.maxConnections = Math.min(v, 1))); // one connection per session
       case 'MaxBurstLength':
         return this.num(value, 512, U24, (v) => (this.p.maxBurstLength = Math.min(v, this.limits.maxBurstLength)));
       case 'FirstBurstLength':
@@ -154,6 +176,10 @@ export class OperationalNegotiation {
       }
       case 'InitiatorAlias':
         return null; // declarative
+      case 'TargetAlias':
+      case 'TargetAddress':
+      case 'TargetPortalGroupTag':
+        return 'Reject'; // target-declared keys an initiator must not send (§13.6, §13.8, §13.9)
       default:
         return 'NotUnderstood';
     }
