@@ -13,12 +13,13 @@
  * Then the memory check: 100 normal sessions logged in and each doing one 128 KiB read, kept
  * open, and the server's VmRSS (/proc/PID/status) before and with them (goal <= 150 MiB).
  *
- * Our target runs in a child process (`--serve`, an IscsiServer over a FileBlockDevice on
- * the file, LUN 0), so its CPU and RSS are its own; tgt is `tgtd -f -C 23 --iscsi
- * portal=127.0.0.1:14201` with the file as LUN 1.
+ * Our target runs in a child process, so its CPU and RSS are its own: `diskless export iscsi
+ * FILE --iqn IQN --listen 127.0.0.1:14200 --lun 0`, or with `--serve-inline` this file's
+ * `--serve` mode (an IscsiServer over a FileBlockDevice, for trying server variants). tgt is
+ * `tgtd -f -C 23 --iscsi portal=127.0.0.1:14201` with the same file as LUN 1.
  *
  * Usage: node dist/bench/iscsi.bench.js [--runs N] [--seconds S] [--size-mib M]
- *   [--only read128k,rand4k,write4k,write64k,rss] [--cpu-prof DIR] [--no-tgt]
+ *   [--only read128k,rand4k,write4k,write64k,rss] [--cpu-prof DIR] [--no-tgt] [--serve-inline]
  * Internal: node dist/bench/iscsi.bench.js --serve FILE PORT IQN
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -154,7 +155,7 @@ async function rssWithSessions(pid: number, port: number, iqn: string, lun: numb
   }
 }
 
-async function bench(o: { runs: number; seconds: number; sizeMiB: number; only: Set<string>; cpuProf?: string; tgt: boolean }): Promise<void> {
+async function bench(o: { runs: number; seconds: number; sizeMiB: number; only: Set<string>; cpuProf?: string; tgt: boolean; inProcess: boolean }): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'dt-iscsi-bench-'));
   const file = join(work, 'lun.img');
   const children: ChildProcess[] = [];
@@ -162,7 +163,10 @@ async function bench(o: { runs: number; seconds: number; sizeMiB: number; only: 
     // A fully allocated file, so neither target reads holes and page cache holds all of it.
     await execFileP('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${o.sizeMiB}`, 'status=none']);
     const nodeArgs = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : [];
-    const ours = spawn(process.execPath, [...nodeArgs, fileURLToPath(import.meta.url), '--serve', file, String(OURS_PORT), OURS_IQN], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const oursArgs = o.inProcess
+      ? [fileURLToPath(import.meta.url), '--serve', file, String(OURS_PORT), OURS_IQN]
+      : [join(fileURLToPath(import.meta.url), '../../src/cli/main.js'), 'export', 'iscsi', file, '--iqn', OURS_IQN, '--listen', `${HOST}:${OURS_PORT}`, '--lun', '0'];
+    const ours = spawn(process.execPath, [...nodeArgs, ...oursArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(ours);
     await waitForLine(ours, 'listening', 10_000);
     const tgt = o.tgt ? await startTgt(file) : null;
@@ -236,8 +240,8 @@ if (argv[0] === '--serve') {
   const only = new Set((flag('--only') ?? 'read128k,rand4k,write4k,write64k,rss').split(','));
   const cpuProf = flag('--cpu-prof');
   if (![runs, seconds, sizeMiB].every((n) => Number.isInteger(n) && n > 0)) {
-    console.error('usage: node dist/bench/iscsi.bench.js [--runs N] [--seconds S] [--size-mib M] [--only read128k,rand4k,write4k,write64k,rss] [--cpu-prof DIR] [--no-tgt]');
+    console.error('usage: node dist/bench/iscsi.bench.js [--runs N] [--seconds S] [--size-mib M] [--only read128k,rand4k,write4k,write64k,rss] [--cpu-prof DIR] [--no-tgt] [--serve-inline]');
     process.exit(2);
   }
-  await bench({ runs, seconds, sizeMiB, only, ...(cpuProf ? { cpuProf } : {}), tgt: !argv.includes('--no-tgt') });
+  await bench({ runs, seconds, sizeMiB, only, ...(cpuProf ? { cpuProf } : {}), tgt: !argv.includes('--no-tgt'), inProcess: argv.includes('--serve-inline') });
 }
