@@ -6,7 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import { IscsiOpcode, RESERVED_TAG } from '../../src/wire/iscsi/iscsi-constants.js';
 import { parsePdu, type InitiatorPdu, type IscsiPdu, type LoginResponse } from '../../src/wire/iscsi/iscsi-pdu.js';
-import { encodePduBuffer, PduReader } from '../../src/wire/iscsi/pdu-framing.js';
+import { encodePduBuffer, NO_DIGESTS, PduReader, type DigestOptions } from '../../src/wire/iscsi/pdu-framing.js';
 import { decodeTextKeys, encodeTextKeys, type TextPair } from '../../src/wire/iscsi/text-keys.js';
 import { chapResponse, decodeBinaryValue, encodeBinaryValue } from '../../src/services/iscsi/chap.js';
 
@@ -14,6 +14,11 @@ export interface LoginOptions {
   readonly target?: string;
   readonly discovery?: boolean;
   readonly chap?: { username: string; secret: string };
+  /** Mutual CHAP: the challenge sent with CHAP_R; the target's CHAP_N/CHAP_R must answer it with this secret. */
+  readonly mutual?: { username: string; secret: string; challenge?: Buffer };
+  readonly initiatorName?: string;
+  /** ISID of this session (default: unique per client). */
+  readonly isid?: number;
   /** Operational keys to offer (defaults: the RFC defaults plus MaxRecvDataSegmentLength 8192). */
   readonly keys?: Array<[string, string]>;
 }
@@ -29,6 +34,8 @@ export interface CommandResult {
   readonly pdus: IscsiPdu[];
 }
 
+let nextIsid = 1;
+
 export class IscsiTestClient {
   private readonly reader = new PduReader({ maxDataSegmentLength: 1 << 24 });
   private readonly queue: IscsiPdu[] = [];
@@ -39,6 +46,9 @@ export class IscsiTestClient {
   private itt = 0x1000;
   /** Keys the target answered in the last login step. */
   lastKeys: Record<string, string> = {};
+  /** Digests in force (switched on after a login that negotiated CRC32C). */
+  digests: DigestOptions = NO_DIGESTS;
+  private isid = 0x400000000000 + (nextIsid++ & 0xffffff);
 
   private constructor(readonly socket: Socket) {
     socket.on('data', (c: Buffer) => {
@@ -71,7 +81,7 @@ export class IscsiTestClient {
   }
 
   send(pdu: InitiatorPdu | Buffer): void {
-    this.socket.write(Buffer.isBuffer(pdu) ? pdu : encodePduBuffer(pdu));
+    this.socket.write(Buffer.isBuffer(pdu) ? pdu : encodePduBuffer(pdu, this.digests));
   }
 
   /** The next PDU from the target; rejects on timeout or when the connection closes first. */
@@ -87,7 +97,9 @@ export class IscsiTestClient {
       });
     }
     const p = this.queue.shift()!;
-    if ('statSN' in p && p.opcode !== IscsiOpcode.r2t && !(p.opcode === IscsiOpcode.dataIn && !p.statusPresent)) this.expStatSN = (p.statSN + 1) >>> 0;
+    // R2T, Data-In without status and a target ping (NOP-In with ITT 0xffffffff, §11.19) carry StatSN without advancing it.
+    const carries = 'statSN' in p && p.opcode !== IscsiOpcode.r2t && !(p.opcode === IscsiOpcode.dataIn && !p.statusPresent) && !(p.opcode === IscsiOpcode.nopIn && p.itt === RESERVED_TAG);
+    if (carries) this.expStatSN = (p.statSN + 1) >>> 0;
     return p;
   }
 
@@ -109,7 +121,7 @@ export class IscsiTestClient {
   }
 
   private loginPdu(csg: number, nsg: number, transit: boolean, kv: Array<[string, string]>): InitiatorPdu {
-    return { opcode: IscsiOpcode.loginRequest, transit, continue: false, csg, nsg, versionMax: 0, versionMin: 0, isid: 0x400000000001, tsih: 0, itt: 1, cid: 0, cmdSN: this.cmdSN, expStatSN: this.expStatSN, data: encodeTextKeys(kv.map(([key, value]) => ({ key, value }))) };
+    return { opcode: IscsiOpcode.loginRequest, transit, continue: false, csg, nsg, versionMax: 0, versionMin: 0, isid: this.isid, tsih: 0, itt: 1, cid: 0, cmdSN: this.cmdSN, expStatSN: this.expStatSN, data: encodeTextKeys(kv.map(([key, value]) => ({ key, value }))) };
   }
 
   private async step(csg: number, nsg: number, transit: boolean, kv: Array<[string, string]>): Promise<LoginResponse> {
@@ -122,7 +134,18 @@ export class IscsiTestClient {
 
   /** Logs in; returns the final (or first failing) Login Response. */
   async login(o: LoginOptions): Promise<LoginResponse> {
-    const leading: Array<[string, string]> = [['InitiatorName', 'iqn.2026-11.io.diskless:test-client'], ['SessionType', o.discovery ? 'Discovery' : 'Normal']];
+    if (o.isid !== undefined) this.isid = o.isid;
+    const r = await this.loginSteps(o);
+    if (r.statusClass === 0 && r.transit && r.nsg === 3) {
+      // Digests apply from the first PDU after the final login response (RFC 7143 §13.1).
+      this.digests = { header: this.lastKeys.HeaderDigest === 'CRC32C', data: this.lastKeys.DataDigest === 'CRC32C' };
+      this.reader.digests = this.digests;
+    }
+    return r;
+  }
+
+  private async loginSteps(o: LoginOptions): Promise<LoginResponse> {
+    const leading: Array<[string, string]> = [['InitiatorName', o.initiatorName ?? 'iqn.2026-11.io.diskless:test-client'], ['SessionType', o.discovery ? 'Discovery' : 'Normal']];
     if (o.target) leading.push(['TargetName', o.target]);
     const operational = o.keys ?? [['MaxRecvDataSegmentLength', '8192']];
     if (!o.chap) {
@@ -134,8 +157,13 @@ export class IscsiTestClient {
     if (r.statusClass !== 0) return r;
     const challenge = decodeBinaryValue(this.lastKeys.CHAP_C ?? '')!;
     const answer = chapResponse(Number(this.lastKeys.CHAP_I), o.chap.secret, challenge);
-    r = await this.step(0, 1, true, [['CHAP_N', o.chap.username], ['CHAP_R', encodeBinaryValue(answer)]]);
+    const mutual = o.mutual ? [['CHAP_I', '7'], ['CHAP_C', encodeBinaryValue(o.mutual.challenge ?? Buffer.alloc(16, 0x3c))]] as Array<[string, string]> : [];
+    r = await this.step(0, 1, true, [['CHAP_N', o.chap.username], ['CHAP_R', encodeBinaryValue(answer)], ...mutual]);
     if (r.statusClass !== 0) return r;
+    if (o.mutual) {
+      const want = encodeBinaryValue(chapResponse(7, o.mutual.secret, o.mutual.challenge ?? Buffer.alloc(16, 0x3c)));
+      if (this.lastKeys.CHAP_N !== o.mutual.username || this.lastKeys.CHAP_R?.toLowerCase() !== want) throw new Error(`the target failed mutual CHAP: ${JSON.stringify(this.lastKeys)}`);
+    }
     return this.step(1, 3, true, operational);
   }
 

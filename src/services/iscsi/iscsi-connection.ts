@@ -3,24 +3,29 @@
  * drives the login state machine, then runs the full feature phase — CmdSN/ExpCmdSN/
  * MaxCmdSN and StatSN bookkeeping (RFC 7143 §4.2.2), SCSI commands against the LUN with
  * Data-In (status in the last PDU), writes with immediate data, unsolicited Data-Out and
- * R2T (write-task.ts), NOP-Out/NOP-In, Text (SendTargets), Logout, Task Management
- * (answered "function not supported" in this first cut) and Reject for malformed PDUs.
- * Created by IscsiServer for each accepted socket.
+ * R2T (write-task.ts), NOP-Out/NOP-In both ways (target pings on an idle connection and
+ * drops it when nothing comes back), Text (SendTargets), Logout, Async Message (logout
+ * request on shutdown), Task Management (ABORT TASK, ABORT TASK SET, CLEAR TASK SET, LUN
+ * RESET, TARGET WARM/COLD RESET with unit attentions, unit-attention.ts), CRC32C digests once
+ * negotiated, and Reject for malformed PDUs. Created by IscsiServer for each accepted socket.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../../observe/logger.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { isDisklessError } from '../../errors/index.js';
-import { IscsiOpcode, LogoutReason, LogoutResponseCode, RejectReason, RESERVED_TAG, TaskResponse } from '../../wire/iscsi/iscsi-constants.js';
+import { IscsiOpcode, LogoutReason, LogoutResponseCode, RejectReason, RESERVED_TAG, TaskFunction, TaskResponse } from '../../wire/iscsi/iscsi-constants.js';
 import { bhsItt, parsePdu, type IscsiPdu, type LogoutRequest, type NopOut, type ScsiCommand, type TargetPdu, type TaskManagementRequest, type TextRequest } from '../../wire/iscsi/iscsi-pdu.js';
-import { encodePdu, PduReader } from '../../wire/iscsi/pdu-framing.js';
+import { encodePdu, NO_DIGESTS, PduReader, type DigestOptions } from '../../wire/iscsi/pdu-framing.js';
+import { Crc32c } from '../../wire/iscsi/crc32c.js';
 import { decodeTextKeys, type TextPair } from '../../wire/iscsi/text-keys.js';
 import { ScsiStatus } from '../../wire/scsi/scsi-constants.js';
 import { LoginNegotiator, type EstablishedSession, type LoginNegotiatorOptions } from './login-negotiator.js';
-import { LogicalUnit, unitIdentity, type ScsiResult } from './logical-unit.js';
+import { LogicalUnit, unitIdentity, type CommandPlan, type ScsiResult } from './logical-unit.js';
 import { commandResponse } from './command-response.js';
 import { portalAddress, sendTargetsAnswer, splitText } from './send-targets.js';
 import { WriteTask } from './write-task.js';
+import { UnitAttentionAsc, UnitAttentions } from './unit-attention.js';
+import type { AscPair } from '../../wire/scsi/scsi-constants.js';
 
 /** What the server hands each connection. */
 export interface ConnectionContext {
@@ -36,6 +41,31 @@ export interface ConnectionContext {
    * our ACK in between, which Linux would otherwise delay ~40 ms (seen at every login).
    */
   readonly acknowledgeNow?: (socket: Socket) => boolean;
+  /** The digest function (hardware CRC32C when the addon has it). */
+  readonly crc?: Crc32c;
+  /** Idle time before the target pings with a NOP-In (dead-peer detection); 0 = never. */
+  readonly nopInIntervalMs?: number;
+  /** How long a ping may stay unanswered (no byte received) before the connection is dropped. */
+  readonly nopInTimeoutMs?: number;
+  /** The server's view of all sessions: reinstatement and task management across sessions. */
+  readonly sessions?: SessionRegistry;
+}
+
+/** What a connection needs to know about the other sessions of the server. */
+export interface SessionRegistry {
+  /** A login completed: the registry drops an older session with the same initiator, ISID and target (reinstatement, §6.3.5). */
+  established(conn: IscsiConnection, session: EstablishedSession): void;
+  /** Full-feature sessions logged in to `targetName`, this one included. */
+  peers(targetName: string): readonly IscsiConnection[];
+}
+
+/** One SCSI task of this session, from its command PDU to its status. */
+interface Task {
+  readonly itt: number;
+  readonly lun: number;
+  aborted: boolean;
+  /** The I/O in flight, awaited before an abort is reported complete. */
+  running?: Promise<void>;
 }
 
 const M = { dropped: 'diskless_iscsi_dropped_total', rejects: 'diskless_iscsi_rejects_total', commands: 'diskless_iscsi_commands_total', logins: 'diskless_iscsi_logins_total', readBytes: 'diskless_iscsi_read_bytes_total', writtenBytes: 'diskless_iscsi_written_bytes_total' } as const;
@@ -46,7 +76,7 @@ function snLess(a: number, b: number): boolean {
 }
 
 export class IscsiConnection {
-  private readonly reader = new PduReader();
+  private readonly reader: PduReader;
   private readonly negotiator: LoginNegotiator;
   private session: EstablishedSession | null = null;
   private unit: LogicalUnit | null = null;
@@ -55,6 +85,15 @@ export class IscsiConnection {
   /** CmdSNs received ahead of ExpCmdSN (commands are executed on arrival: all tasks are SIMPLE). */
   private readonly ahead = new Set<number>();
   private readonly writes = new Map<number, WriteTask>();
+  /** Tasks by ITT: every SCSI command until its status is sent or it is aborted. */
+  private readonly tasks = new Map<number, Task>();
+  private readonly attentions = new UnitAttentions();
+  private digests: DigestOptions = NO_DIGESTS;
+  private readonly crc: Crc32c;
+  private nopTimer: NodeJS.Timeout | undefined;
+  private lastReceived = Date.now();
+  /** The TTT and send time of the unanswered target ping, if any. */
+  private ping: { ttt: number; sentAt: number } | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly textPending = new Map<number, { itt: number; rest: Buffer[] }>();
   private nextTag = 1;
@@ -71,6 +110,8 @@ export class IscsiConnection {
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.negotiator = new LoginNegotiator({ ...ctx.login, initiatorAddress: socket.remoteAddress ?? '' });
+    this.crc = ctx.crc ?? new Crc32c();
+    this.reader = new PduReader({ crc: this.crc });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -81,12 +122,36 @@ export class IscsiConnection {
     this.loginTimer.unref();
   }
 
-  /** Closes the connection now (server stop). */
+  /** Closes the connection now (server stop, session reinstatement). */
   destroy(): void {
+    this.abortTasks(() => true);
+    this.closed = true;
     this.socket.destroy();
   }
 
+  /** The session, once logged in. */
+  get established(): EstablishedSession | null {
+    return this.session;
+  }
+
+  /** True once the socket is gone. */
+  get isClosed(): boolean {
+    return this.closed || this.socket.destroyed;
+  }
+
+  /**
+   * Asks the initiator to log out within `seconds` (Async Message, event 1, §11.9.1); false
+   * when there is no full-feature session to ask (the caller then just closes).
+   */
+  requestLogout(seconds: number): boolean {
+    if (!this.session || this.isClosed) return false;
+    this.send({ opcode: IscsiOpcode.asyncMessage, lun: 0n, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), asyncEvent: 1, asyncVCode: 0, parameter1: 0, parameter2: 0, parameter3: seconds, data: EMPTY });
+    return true;
+  }
+
   private onData(chunk: Buffer): void {
+    this.lastReceived = Date.now();
+    this.ping = null; // any byte from the peer proves it is alive
     let pdus;
     try {
       pdus = this.reader.push(chunk);
@@ -104,6 +169,8 @@ export class IscsiConnection {
 
   private async handleRaw(raw: { bhs: Buffer; ahs: Buffer; data: Buffer; dataDigestError?: true }): Promise<void> {
     this.currentBhs = raw.bhs;
+    // §7.8: a PDU whose data digest fails is discarded and rejected; ERL 0 then leaves recovery to the initiator.
+    if (raw.dataDigestError) return this.reject(raw.bhs, RejectReason.dataDigestError, 'data-digest');
     let pdu: IscsiPdu;
     try {
       pdu = parsePdu(raw);
@@ -131,6 +198,7 @@ export class IscsiConnection {
       case IscsiOpcode.dataOut: {
         const task = this.writes.get(pdu.itt);
         if (!task) {
+          // An aborted task's Data-Out may still be on its way (§11.5.1): discarded.
           this.ctx.metrics.inc(M.dropped, { reason: 'data-out-unknown-task' });
           return;
         }
@@ -160,6 +228,11 @@ export class IscsiConnection {
     this.statSN = s.nextStatSN;
     this.expCmdSN = s.expCmdSN;
     this.reader.maxDataSegmentLength = s.parameters.targetMaxRecvDataSegmentLength;
+    // Digests start with the first PDU after the final login response (§13.1).
+    this.digests = { header: s.parameters.headerDigest, data: s.parameters.dataDigest };
+    this.reader.digests = this.digests;
+    this.ctx.sessions?.established(this, s);
+    this.startPings();
     if (s.binding && s.targetName) {
       this.unit = new LogicalUnit(s.binding.device, s.binding.readOnly, unitIdentity(s.targetName, this.ctx.login.portalGroupTag, s.binding.serial), { lun: s.binding.lun ?? 0, initiator: s.initiatorName, isid: s.isid });
     }
@@ -197,19 +270,22 @@ export class IscsiConnection {
     if (pdu.data.length > 0 && (!p.immediateData || !pdu.write || pdu.data.length > Math.min(p.firstBurstLength, pdu.expectedDataTransferLength))) {
       return this.reject(undefined, RejectReason.protocolError, 'bad-immediate-data');
     }
-    if (this.writes.has(pdu.itt)) return this.reject(undefined, RejectReason.taskInProgress, 'itt-in-use');
+    if (this.tasks.has(pdu.itt)) return this.reject(undefined, RejectReason.taskInProgress, 'itt-in-use');
     const lun = decodeLun(pdu.lun);
-    const plan = lun === this.unit.lun ? this.unit.plan(pdu.cdb) : LogicalUnit.planMissingLun(pdu.cdb, this.unit.identity, this.unit.lun);
+    const task: Task = { itt: pdu.itt, lun, aborted: false };
+    this.tasks.set(pdu.itt, task);
+    const attention = lun === this.unit.lun ? this.attentions.intercept(pdu.cdb) : null;
+    const plan: CommandPlan = attention ? { kind: 'fail', result: attention } : lun === this.unit.lun ? this.unit.plan(pdu.cdb) : LogicalUnit.planMissingLun(pdu.cdb, this.unit.identity, this.unit.lun);
     if (pdu.write || plan.kind === 'dataOut') {
       // A write CDB without the W bit moves no data (EDTL is then taken as 0): it completes with an overflow residual.
-      const task = new WriteTask(pdu, plan, p, () => this.nextTtt());
-      this.writes.set(pdu.itt, task);
-      this.advanceWrite(task);
+      const write = new WriteTask(pdu, plan, p, () => this.nextTtt());
+      this.writes.set(pdu.itt, write);
+      this.advanceWrite(write);
       return;
     }
-    this.spawn(async () => {
+    this.spawn(task, async () => {
       const result = plan.kind === 'fail' ? plan.result : await plan.run();
-      this.respond(pdu, result, 0);
+      this.respond(pdu, result, 0, task);
     });
   }
 
@@ -222,15 +298,19 @@ export class IscsiConnection {
       return;
     }
     this.writes.delete(task.command.itt);
-    this.spawn(async () => {
+    const record = this.tasks.get(task.command.itt);
+    if (!record) return; // aborted while its data came in
+    this.spawn(record, async () => {
       const result = await next.run();
       if (result.status === ScsiStatus.good) this.ctx.metrics.inc(M.writtenBytes, {}, next.written);
-      this.respond(task.command, result, next.wanted);
+      this.respond(task.command, result, next.wanted, record);
     });
   }
 
-  /** Sends the PDUs that end a command (command-response.ts), batched into one write. */
-  private respond(cmd: ScsiCommand, r: ScsiResult, wanted: number): void {
+  /** Sends the PDUs that end a command (command-response.ts), batched into one write; nothing for an aborted task. */
+  private respond(cmd: ScsiCommand, r: ScsiResult, wanted: number, task: Task): void {
+    if (task.aborted) return;
+    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
     if (this.closed) return;
     this.ctx.metrics.inc(M.commands, { status: r.status === ScsiStatus.good ? 'good' : 'check-condition' });
     const p = this.session!.parameters;
@@ -251,7 +331,7 @@ export class IscsiConnection {
 
   private onNopOut(pdu: NopOut): void {
     if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
-    if (pdu.itt === RESERVED_TAG) return; // an answer to a target ping (§11.18): nothing to send
+    if (pdu.itt === RESERVED_TAG) return; // an answer to a target ping (§11.18): nothing to send (onData already cleared it)
     this.send({ opcode: IscsiOpcode.nopIn, lun: pdu.lun, itt: pdu.itt, ttt: RESERVED_TAG, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: pdu.data });
   }
 
@@ -305,7 +385,11 @@ export class IscsiConnection {
   private async onLogout(pdu: LogoutRequest): Promise<void> {
     if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
     await Promise.allSettled([...this.inFlight]);
-    const response = pdu.reason === LogoutReason.removeConnectionForRecovery ? LogoutResponseCode.recoveryNotSupported : LogoutResponseCode.closed;
+    // One connection per session: closing the connection closes the session; its CID must be ours.
+    const response =
+      pdu.reason === LogoutReason.removeConnectionForRecovery ? LogoutResponseCode.recoveryNotSupported
+      : pdu.reason === LogoutReason.closeConnection && pdu.cid !== this.session!.cid ? LogoutResponseCode.cidNotFound
+      : LogoutResponseCode.closed;
     this.send({ opcode: IscsiOpcode.logoutResponse, response, itt: pdu.itt, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), time2Wait: 0, time2Retain: 0, data: EMPTY });
     if (response === LogoutResponseCode.closed) {
       this.closed = true;
@@ -313,10 +397,116 @@ export class IscsiConnection {
     }
   }
 
+  /**
+   * Task management (§11.5, SAM-5 §7). Aborted tasks get no response; the TMF response goes
+   * out once their I/O has finished, so nothing of theirs follows it. Resets and CLEAR TASK
+   * SET reach every session logged in to the target and leave unit attentions behind.
+   */
   private onTaskManagement(pdu: TaskManagementRequest): void {
     if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
-    // First cut: no task management yet (issue 3 adds ABORT TASK, LUN RESET... with unit attentions).
-    this.send({ opcode: IscsiOpcode.taskManagementResponse, response: TaskResponse.functionNotSupported, itt: pdu.itt, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: EMPTY });
+    const answer = (response: number, after: readonly Task[] = []) => {
+      const finish = () => this.send({ opcode: IscsiOpcode.taskManagementResponse, response, itt: pdu.itt, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: EMPTY });
+      const running = after.map((t) => t.running).filter((r): r is Promise<void> => r !== undefined);
+      if (running.length === 0) return finish();
+      void Promise.allSettled(running).then(() => {
+        if (!this.isClosed) finish();
+      });
+    };
+    if (this.session!.type === 'discovery' || !this.unit) return this.reject(undefined, RejectReason.protocolError, 'tmf-in-discovery');
+    const lun = decodeLun(pdu.lun);
+    const fn = pdu.function;
+    const peers = () => (this.session!.targetName !== undefined ? (this.ctx.sessions?.peers(this.session!.targetName) ?? [this]) : [this]);
+    switch (fn) {
+      case TaskFunction.abortTask: {
+        const task = this.tasks.get(pdu.referencedTaskTag);
+        if (!task) return answer(TaskResponse.taskDoesNotExist);
+        return answer(TaskResponse.functionComplete, this.abortTasks((t) => t === task));
+      }
+      case TaskFunction.abortTaskSet:
+        if (lun !== this.unit.lun) return answer(TaskResponse.lunDoesNotExist);
+        return answer(TaskResponse.functionComplete, this.abortTasks((t) => t.lun === lun));
+      case TaskFunction.clearTaskSet: {
+        if (lun !== this.unit.lun) return answer(TaskResponse.lunDoesNotExist);
+        const aborted: Task[] = [];
+        for (const peer of peers()) aborted.push(...peer.clearTaskSet(lun, peer === this ? null : UnitAttentionAsc.commandsClearedByAnotherInitiator));
+        return answer(TaskResponse.functionComplete, aborted);
+      }
+      case TaskFunction.logicalUnitReset: {
+        if (lun !== this.unit.lun) return answer(TaskResponse.lunDoesNotExist);
+        const aborted: Task[] = [];
+        for (const peer of peers()) aborted.push(...peer.clearTaskSet(lun, UnitAttentionAsc.busDeviceResetFunction));
+        return answer(TaskResponse.functionComplete, aborted);
+      }
+      case TaskFunction.targetWarmReset:
+      case TaskFunction.targetColdReset: {
+        const aborted: Task[] = [];
+        for (const peer of peers()) aborted.push(...peer.clearTaskSet(null, UnitAttentionAsc.powerOnOrReset));
+        answer(TaskResponse.functionComplete, aborted);
+        // Cold reset also ends every connection to the target (§11.5.1), after this response.
+        if (fn === TaskFunction.targetColdReset) {
+          void Promise.allSettled(aborted.map((t) => t.running)).then(() => {
+            for (const peer of peers()) peer.endAfterFlush();
+          });
+        }
+        return;
+      }
+      case TaskFunction.taskReassign:
+        return answer(TaskResponse.reassignmentNotSupported); // needs ErrorRecoveryLevel 2
+      default:
+        return answer(TaskResponse.functionNotSupported); // CLEAR ACA (no ACA support) and unknown functions
+    }
+  }
+
+  /**
+   * Aborts this session's tasks on `lun` (every LUN when null) and, when `attention` is
+   * given, queues that unit attention for this I_T nexus. Returns the aborted tasks.
+   */
+  clearTaskSet(lun: number | null, attention: AscPair | null): Task[] {
+    const aborted = this.abortTasks((t) => lun === null || t.lun === lun);
+    // 2F/00 only where commands were cleared; resets leave their attention on every nexus.
+    if (attention && (attention !== UnitAttentionAsc.commandsClearedByAnotherInitiator || aborted.length > 0)) this.attentions.raise(attention);
+    return aborted;
+  }
+
+  /** Sends what is queued, then closes (TARGET COLD RESET). */
+  private endAfterFlush(): void {
+    this.abortTasks(() => true);
+    this.closed = true;
+    this.socket.end();
+  }
+
+  /** Marks matching tasks aborted (no response will be sent), forgets their pending Data-Out. */
+  private abortTasks(match: (t: Task) => boolean): Task[] {
+    const out: Task[] = [];
+    for (const t of this.tasks.values()) {
+      if (!match(t)) continue;
+      t.aborted = true;
+      this.tasks.delete(t.itt);
+      this.writes.delete(t.itt);
+      out.push(t);
+    }
+    return out;
+  }
+
+  /** Target-initiated NOP-In on an idle connection; no byte back within the timeout drops it (dead peer). */
+  private startPings(): void {
+    const interval = this.ctx.nopInIntervalMs ?? 0;
+    if (interval <= 0) return;
+    const timeout = this.ctx.nopInTimeoutMs ?? interval;
+    this.nopTimer = setInterval(() => {
+      if (this.isClosed) return;
+      const now = Date.now();
+      if (this.ping) {
+        if (now - this.ping.sentAt >= timeout) this.drop('nop-timeout');
+        return;
+      }
+      if (now - this.lastReceived < interval) return;
+      const ttt = this.nextTtt();
+      this.ping = { ttt, sentAt: now };
+      // StatSN is not advanced by a ping (§11.19.6): the NOP-In carries the next one.
+      this.send({ opcode: IscsiOpcode.nopIn, lun: 0n, itt: RESERVED_TAG, ttt, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: EMPTY });
+    }, Math.max(10, Math.min(interval, timeout) / 2));
+    this.nopTimer.unref();
   }
 
   /** Reject (§11.17): the offending header goes back as data; the connection stays up. */
@@ -342,7 +532,7 @@ export class IscsiConnection {
    */
   private send(pdu: TargetPdu): void {
     if (this.socket.destroyed) return;
-    const chunks = encodePdu(pdu);
+    const chunks = encodePdu(pdu, this.digests, this.crc);
     let ok = true;
     if (chunks.length > 1) this.socket.cork();
     for (const chunk of chunks) ok = this.socket.write(chunk);
@@ -350,10 +540,11 @@ export class IscsiConnection {
     if (!ok) this.socket.pause(); // backpressure: stop reading commands until the initiator drains our data
   }
 
-  private spawn(fn: () => Promise<void>): void {
+  private spawn(task: Task, fn: () => Promise<void>): void {
     const p: Promise<void> = fn()
       .catch((err: unknown) => this.fatal(err))
       .finally(() => this.inFlight.delete(p));
+    task.running = p;
     this.inFlight.add(p);
   }
 
@@ -371,7 +562,9 @@ export class IscsiConnection {
 
   private teardown(): void {
     clearTimeout(this.loginTimer);
+    clearInterval(this.nopTimer);
     this.closed = true;
+    this.abortTasks(() => true);
     this.writes.clear();
     this.textPending.clear();
     if (this.session) this.session.binding?.release?.();

@@ -39,6 +39,7 @@ before(async () => {
     port: 0,
     log: silentLogger(),
     metrics,
+    shutdownGraceMs: 0,
     targets: new StaticTargetResolver([{ name: RW, device, readOnly: false }, { name: RO, device, readOnly: true }, { name: CHAP, device, readOnly: false, chap: { username: 'node1', secret: 'secretsecret1' } }, ...many]),
   });
   await server.start();
@@ -170,7 +171,7 @@ test('WRITE: unsolicited Data-Out up to FirstBurstLength (InitialR2T=No), then R
   c.close();
 });
 
-test('NOP-Out echoes as NOP-In; task management answers "not supported"; StatSN/ExpCmdSN advance', async () => {
+test('NOP-Out echoes as NOP-In; ABORT TASK of an unknown tag answers "task does not exist"; StatSN/ExpCmdSN advance', async () => {
   const c = await session();
   const itt = c.newItt();
   c.send({ opcode: IscsiOpcode.nopOut, immediate: false, lun: 0n, itt, ttt: 0xffffffff, cmdSN: c.cmdSN, expStatSN: c.expStatSN, data: Buffer.from('ping') });
@@ -183,7 +184,7 @@ test('NOP-Out echoes as NOP-In; task management answers "not supported"; StatSN/
   }
   c.send({ opcode: IscsiOpcode.taskManagementRequest, immediate: true, function: 1, lun: 0n, itt: c.newItt(), referencedTaskTag: 5, cmdSN: c.cmdSN, expStatSN: c.expStatSN, refCmdSN: 0, expDataSN: 0, data: Buffer.alloc(0) });
   const tmf = await c.next();
-  assert.ok(tmf.opcode === IscsiOpcode.taskManagementResponse && tmf.response === TaskResponse.functionNotSupported);
+  assert.ok(tmf.opcode === IscsiOpcode.taskManagementResponse && tmf.response === TaskResponse.taskDoesNotExist);
   c.close();
 });
 

@@ -1,7 +1,10 @@
 /**
  * The iSCSI target (RFC 7143 over TCP): accepts connections, gives each an IscsiConnection,
  * allocates TSIHs, and resolves targets through the injected TargetResolver. Many
- * concurrent sessions; one connection per session (MaxConnections=1).
+ * concurrent sessions; one connection per session (MaxConnections=1). Keeps the session
+ * registry: a new login with the same initiator, ISID and target reinstates (drops) the old
+ * session (§6.3.5), and resets reach every session of a target. On stop it asks each
+ * initiator to log out (Async Message) and waits a grace period before closing.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +16,9 @@ import { IscsiConnection } from './iscsi-connection.js';
 import { DEFAULT_TARGET_LIMITS, type TargetLimits } from './operational-keys.js';
 import type { ChapCredentials, TargetResolver } from './target-resolver.js';
 import { quickAcker } from '../../net/tcp-quick-ack.js';
+import { hardwareCrc32c } from '../../net/crc32c-hardware.js';
+import { Crc32c } from '../../wire/iscsi/crc32c.js';
+import type { EstablishedSession } from './login-negotiator.js';
 
 /** Options of `new IscsiServer(...)`; see ISCSI_SERVER_DEFAULTS for the optional ones. */
 export interface IscsiServerOptions {
@@ -34,6 +40,14 @@ export interface IscsiServerOptions {
   readonly commandWindow?: number;
   /** A connection that has not completed login by then is closed. */
   readonly loginTimeoutMs?: number;
+  /** What the target answers a discovery initiator's challenge with (mutual CHAP); needs discoveryChap. */
+  readonly discoveryMutualChap?: ChapCredentials;
+  /** Idle time before a NOP-In ping (dead-peer detection); 0 disables. */
+  readonly nopInIntervalMs?: number;
+  /** Time an unanswered ping may wait before the connection is dropped. */
+  readonly nopInTimeoutMs?: number;
+  /** On stop: how long initiators asked to log out (Async Message) get before their connections close; 0 closes at once. */
+  readonly shutdownGraceMs?: number;
 }
 
 export const ISCSI_SERVER_DEFAULTS = {
@@ -41,6 +55,9 @@ export const ISCSI_SERVER_DEFAULTS = {
   limits: DEFAULT_TARGET_LIMITS,
   commandWindow: 64,
   loginTimeoutMs: 30_000,
+  nopInIntervalMs: 30_000,
+  nopInTimeoutMs: 15_000,
+  shutdownGraceMs: 2_000,
 } as const;
 
 /** Largest TSIH (16 bits; 0 is reserved for "new session", §11.12.7). */
@@ -55,6 +72,12 @@ export class IscsiServer implements Service {
   private readonly liveTsihs = new Set<number>();
   private nextTsih = 1;
   private boundPort = 0;
+  /** One digest function for all connections (tables or the SSE4.2 instruction). */
+  private readonly crc = new Crc32c(hardwareCrc32c());
+  private readonly registry = {
+    established: (conn: IscsiConnection, s: EstablishedSession) => this.reinstate(conn, s),
+    peers: (targetName: string) => [...this.connections].filter((c) => !c.isClosed && c.established?.targetName === targetName),
+  };
 
   constructor(private readonly options: IscsiServerOptions) {}
 
@@ -83,8 +106,19 @@ export class IscsiServer implements Service {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const grace = this.options.shutdownGraceMs ?? ISCSI_SERVER_DEFAULTS.shutdownGraceMs;
+    let asked = 0;
+    for (const c of this.connections) {
+      if (grace > 0 && c.requestLogout(Math.ceil(grace / 1000))) asked++;
+      else c.destroy();
+    }
+    if (asked > 0) {
+      const deadline = Date.now() + grace;
+      while (Date.now() < deadline && [...this.connections].some((c) => !c.isClosed)) await new Promise((r) => setTimeout(r, 20));
+    }
     for (const c of this.connections) c.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closed;
     this.connections.clear();
   }
 
@@ -100,11 +134,17 @@ export class IscsiServer implements Service {
         limits: { ...ISCSI_SERVER_DEFAULTS.limits, ...o.limits },
         portalGroupTag: o.portalGroupTag ?? ISCSI_SERVER_DEFAULTS.portalGroupTag,
         ...(o.discoveryChap ? { discoveryChap: o.discoveryChap } : {}),
+        ...(o.discoveryMutualChap ? { discoveryMutualChap: o.discoveryMutualChap } : {}),
+        tsihLive: (tsih) => this.liveTsihs.has(tsih),
         randomBytes: (n) => randomBytes(n),
         allocateTsih: () => this.allocateTsih(),
         commandWindow: o.commandWindow ?? ISCSI_SERVER_DEFAULTS.commandWindow,
       },
       acknowledgeNow: this.acknowledgeNow,
+      crc: this.crc,
+      nopInIntervalMs: o.nopInIntervalMs ?? ISCSI_SERVER_DEFAULTS.nopInIntervalMs,
+      nopInTimeoutMs: o.nopInTimeoutMs ?? ISCSI_SERVER_DEFAULTS.nopInTimeoutMs,
+      sessions: this.registry,
       onClose: (tsih) => {
         if (tsih !== undefined) this.liveTsihs.delete(tsih);
         this.connections.delete(conn);
@@ -113,6 +153,23 @@ export class IscsiServer implements Service {
     });
     this.connections.add(conn);
     metrics.set('diskless_iscsi_connections', this.connections.size, {}, 'open iSCSI connections');
+  }
+
+  /**
+   * Session reinstatement (§6.3.5): a completed login whose initiator name, ISID and target
+   * match a live session replaces it; the old connection is closed and its tasks aborted.
+   * iPXE and then the booted OS log in with the same name in a row: this is that case.
+   */
+  private reinstate(conn: IscsiConnection, s: EstablishedSession): void {
+    for (const other of this.connections) {
+      const o = other.established;
+      if (other === conn || !o || other.isClosed) continue;
+      if (o.initiatorName === s.initiatorName && o.isid === s.isid && o.targetName === s.targetName && o.type === s.type) {
+        this.options.log.info({ initiator: s.initiatorName, isid: s.isid.toString(16), oldTsih: o.tsih, tsih: s.tsih }, 'iscsi session reinstated');
+        this.options.metrics.inc('diskless_iscsi_reinstatements_total');
+        other.destroy();
+      }
+    }
   }
 
   private allocateTsih(): number {

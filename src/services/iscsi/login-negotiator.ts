@@ -23,6 +23,8 @@ export interface EstablishedSession {
   readonly binding?: TargetBinding;
   readonly isid: number;
   readonly tsih: number;
+  /** The connection's CID (§11.12.6). */
+  readonly cid: number;
   readonly parameters: SessionParameters;
   /** CmdSN the first command will carry (the login's CmdSN, §4.2.2.1). */
   readonly expCmdSN: number;
@@ -193,6 +195,7 @@ export class LoginNegotiator {
           ...(this.binding ? { binding: this.binding } : {}),
           isid: req.isid,
           tsih,
+          cid: req.cid,
           parameters: this.operationalState().parameters,
           expCmdSN: req.cmdSN,
           nextStatSN: this.statSN >>> 0,
