@@ -514,6 +514,8 @@ napi_value udp_transfer_init(napi_env env, napi_value exports);
 napi_value tcp_options_init(napi_env env, napi_value exports);
 /* crc32cUpdate (crc32c.c), when the CPU has SSE4.2. */
 napi_value crc32c_init(napi_env env, napi_value exports);
+/* preadNoWait (block_io.c). */
+napi_value block_io_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
@@ -529,6 +531,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "interfaceInfo", fn);
   tcp_options_init(env, exports);
   crc32c_init(env, exports);
+  block_io_init(env, exports);
   return udp_transfer_init(env, exports);
 }
 

@@ -1,6 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { DisklessError } from '../../errors/index.js';
 import type { BlockDevice, BlockDeviceCapabilities } from '../block-device.js';
+import { preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
 
 /**
  * A volume file opened for block I/O: positional reads and writes on one file handle, so
@@ -14,6 +15,8 @@ import type { BlockDevice, BlockDeviceCapabilities } from '../block-device.js';
 export class FileBlockDevice implements BlockDevice {
   readonly capabilities: BlockDeviceCapabilities = { unmap: false, volatileWriteCache: true };
   private closed = false;
+  /** The page-cache-only read, until the file system says it does not support it. */
+  private noWait: PreadNoWait | undefined = preadNoWait();
 
   constructor(
     private readonly handle: FileHandle,
@@ -32,7 +35,8 @@ export class FileBlockDevice implements BlockDevice {
 
   async readInto(offset: number, target: Buffer): Promise<void> {
     this.check(offset, target.length, 'read');
-    let done = 0;
+    let done = this.readCached(offset, target);
+    if (done === target.length) return;
     while (done < target.length) {
       const { bytesRead } = await this.io('read', () => this.handle.read(target, done, target.length - done, offset + done));
       if (bytesRead === 0) {
@@ -42,6 +46,30 @@ export class FileBlockDevice implements BlockDevice {
       }
       done += bytesRead;
     }
+  }
+
+  /**
+   * The part of the read that is in the page cache, copied on this thread (preadv2 RWF_NOWAIT,
+   * src/net/pread-no-wait.ts): bytes done from the start of `target`, 0 when nothing was
+   * cached or the addon is missing. A cached 4 KiB read costs ~0.5 µs here against a thread
+   * pool round trip several times that (and a context switch on a small machine); a miss costs
+   * one failed syscall and the rest goes through the pool as before.
+   */
+  private readCached(offset: number, target: Buffer): number {
+    const pread = this.noWait;
+    if (!pread) return 0;
+    let done = 0;
+    try {
+      while (done < target.length) {
+        const n = pread(this.handle.fd, target, done, target.length, offset + done);
+        if (n === UNSUPPORTED) this.noWait = undefined;
+        if (n <= 0) break; // not cached, unsupported, or end of file: the pool read handles each
+        done += n;
+      }
+    } catch {
+      return done; // an I/O error: let the pool read report it as STORE_IO
+    }
+    return done;
   }
 
   async write(offset: number, data: Buffer | readonly Buffer[], options: { fua?: boolean } = {}): Promise<void> {

@@ -1,0 +1,36 @@
+/**
+ * A positional read that never waits for the disk (preadv2 with RWF_NOWAIT, native/block_io.c),
+ * for block devices that serve files mostly from the page cache. Node's own fs reads always go
+ * through the libuv thread pool: for a 4 KiB read that round trip (mutex, waking a worker,
+ * async handle back) costs several times the copy itself. Called on every READ command.
+ */
+import { loadNativeAddon } from './native-addon.js';
+
+/**
+ * Reads buffer[start, end) from file offset `position` only if it is already cached.
+ * Returns bytes read (0 at end of file; short when only the first pages are cached),
+ * `NOT_CACHED` (-1: read it the usual way), or `UNSUPPORTED` (-2: the file system refuses
+ * RWF_NOWAIT; stop trying on this file). Throws an Error with an errno `code` otherwise.
+ */
+export type PreadNoWait = (fd: number, buffer: Buffer, start: number, end: number, position: number) => number;
+
+export const NOT_CACHED = -1;
+export const UNSUPPORTED = -2;
+
+interface BlockIoAddon {
+  preadNoWait?: PreadNoWait;
+}
+
+let resolved: PreadNoWait | null | undefined;
+
+/** The native function, resolved once per process; undefined without the addon. */
+export function preadNoWait(): PreadNoWait | undefined {
+  if (resolved === undefined) {
+    try {
+      resolved = loadNativeAddon<BlockIoAddon>().preadNoWait ?? null;
+    } catch {
+      resolved = null;
+    }
+  }
+  return resolved ?? undefined;
+}
