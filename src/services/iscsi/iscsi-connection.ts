@@ -18,7 +18,8 @@ import { bhsItt, parsePdu, type IscsiPdu, type LogoutRequest, type NopOut, type 
 import { encodePdu, NO_DIGESTS, PduReader, type DigestOptions } from '../../wire/iscsi/pdu-framing.js';
 import { Crc32c } from '../../wire/iscsi/crc32c.js';
 import { decodeTextKeys, type TextPair } from '../../wire/iscsi/text-keys.js';
-import { ScsiStatus } from '../../wire/scsi/scsi-constants.js';
+import { ScsiStatus, SenseKey } from '../../wire/scsi/scsi-constants.js';
+import { encodeFixedSense } from '../../wire/scsi/sense.js';
 import { LoginNegotiator, type EstablishedSession, type LoginNegotiatorOptions } from './login-negotiator.js';
 import { LogicalUnit, unitIdentity, type CommandPlan, type ScsiResult } from './logical-unit.js';
 import { commandResponse } from './command-response.js';
@@ -170,7 +171,12 @@ export class IscsiConnection {
   private async handleRaw(raw: { bhs: Buffer; ahs: Buffer; data: Buffer; dataDigestError?: true }): Promise<void> {
     this.currentBhs = raw.bhs;
     // §7.8: a PDU whose data digest fails is discarded and rejected; ERL 0 then leaves recovery to the initiator.
-    if (raw.dataDigestError) return this.reject(raw.bhs, RejectReason.dataDigestError, 'data-digest');
+    if (raw.dataDigestError) {
+      this.reject(raw.bhs, RejectReason.dataDigestError, 'data-digest');
+      // §7.8 at ERL 0: a Data-Out lost to a digest error cannot be recovered; its task ends with PROTOCOL SERVICE CRC ERROR.
+      if ((raw.bhs[0]! & 0x3f) === IscsiOpcode.dataOut && this.session) this.failWrite(bhsItt(raw.bhs), 'data-out-digest');
+      return;
+    }
     let pdu: IscsiPdu;
     try {
       pdu = parsePdu(raw);
@@ -203,7 +209,7 @@ export class IscsiConnection {
           return;
         }
         const problem = task.receive(pdu);
-        if (problem) return this.drop(problem);
+        if (problem) return this.failWrite(pdu.itt, problem);
         return this.advanceWrite(task);
       }
       case IscsiOpcode.nopOut:
@@ -237,7 +243,7 @@ export class IscsiConnection {
       this.unit = new LogicalUnit(s.binding.device, s.binding.readOnly, unitIdentity(s.targetName, this.ctx.login.portalGroupTag, s.binding.serial), { lun: s.binding.lun ?? 0, initiator: s.initiatorName, isid: s.isid });
     }
     this.ctx.metrics.inc(M.logins, { result: 'success' });
-    this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, tsih: s.tsih }, 'iscsi session established');
+    this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, tsih: s.tsih, headerDigest: this.digests.header, dataDigest: this.digests.data }, 'iscsi session established');
   }
 
   /** Accounts a non-immediate PDU's CmdSN; false when it is outside the window and must be ignored (§4.2.2.1). */
@@ -305,6 +311,26 @@ export class IscsiConnection {
       if (result.status === ScsiStatus.good) this.ctx.metrics.inc(M.writtenBytes, {}, next.written);
       this.respond(task.command, result, next.wanted, record);
     });
+  }
+
+  /**
+   * Ends a write whose Data-Out broke the sequence rules (DataSN gap, bad offset, overrun, a
+   * lost digest): at ERL 0 there is no within-command recovery, so the task ends with CHECK
+   * CONDITION / ABORTED COMMAND (RFC 7143 §7.8-7.9: an out-of-order DataSN implies a digest
+   * error) and its remaining Data-Out is discarded; the connection stays up.
+   */
+  private failWrite(itt: number, reason: string): void {
+    const write = this.writes.get(itt);
+    const record = this.tasks.get(itt);
+    if (!write || !record) {
+      this.ctx.metrics.inc(M.dropped, { reason: 'data-out-unknown-task' });
+      return;
+    }
+    this.ctx.metrics.inc(M.dropped, { reason });
+    this.writes.delete(itt);
+    const asc = DATA_OUT_SENSE[reason] ?? DATA_OUT_SENSE['data-out-digest']!;
+    const sense = encodeFixedSense({ key: SenseKey.abortedCommand, asc: asc.asc, ascq: asc.ascq });
+    this.respond(write.command, { status: ScsiStatus.checkCondition, sense }, 0, record);
   }
 
   /** Sends the PDUs that end a command (command-response.ts), batched into one write; nothing for an aborted task. */
@@ -573,6 +599,18 @@ export class IscsiConnection {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** ABORTED COMMAND additional sense per Data-Out problem (RFC 7143 §11.4.7.2, SPC-4 table 28). */
+const DATA_OUT_SENSE: Record<string, AscPair> = {
+  'data-out-digest': { asc: 0x47, ascq: 0x05 }, // PROTOCOL SERVICE CRC ERROR
+  'data-out-datasn': { asc: 0x47, ascq: 0x05 }, // a DataSN gap implies a lost (digest-failed) PDU, §7.9
+  'data-out-offset': { asc: 0x4b, ascq: 0x05 }, // DATA OFFSET ERROR
+  'data-out-unsolicited-overrun': { asc: 0x0c, ascq: 0x0c }, // UNEXPECTED UNSOLICITED DATA
+  'data-out-r2t-overrun': { asc: 0x4b, ascq: 0x00 }, // DATA PHASE ERROR
+  'data-out-unknown-ttt': { asc: 0x4b, ascq: 0x00 },
+  'data-out-missing-final': { asc: 0x4b, ascq: 0x00 },
+  'data-out-early-final': { asc: 0x4b, ascq: 0x00 },
+};
 
 /**
  * The LUN number of an 8-byte LUN field (SAM-5 §4.7): peripheral (00b) or flat (01b) addressing

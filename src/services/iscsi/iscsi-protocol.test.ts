@@ -230,3 +230,23 @@ test('stop asks logged-in initiators to log out (Async Message event 1) before c
   await stopping;
   assert.ok(Date.now() - t0 < 900, 'stop ends when the initiator has logged out, not at the grace deadline');
 });
+
+test('a DataSN gap or bad offset ends the write with ABORTED COMMAND (47/05, 4B/05) and the session stays up (ERL 0, RFC 7143 §7.9)', async () => {
+  const c = await session();
+  for (const [field, asc] of [['dataSN', [0x47, 0x05]], ['bufferOffset', [0x4b, 0x05]]] as const) {
+    const itt = c.newItt();
+    c.send({ opcode: IscsiOpcode.scsiCommand, immediate: false, final: true, read: false, write: true, attribute: 1, lun: 0n, itt, expectedDataTransferLength: 1024, cmdSN: c.cmdSN, expStatSN: c.expStatSN, cdb: Buffer.concat([write10(200, 2), Buffer.alloc(6)]), ahs: Buffer.alloc(0), data: Buffer.alloc(0) });
+    c.cmdSN++;
+    const r2t = await c.next();
+    assert.equal(r2t.opcode, IscsiOpcode.r2t);
+    if (r2t.opcode !== IscsiOpcode.r2t) return;
+    const pdu = { opcode: IscsiOpcode.dataOut, final: true, lun: 0n, itt, ttt: r2t.ttt, expStatSN: c.expStatSN, dataSN: 0, bufferOffset: 0, data: Buffer.alloc(1024) } as const;
+    c.send({ ...pdu, [field]: field === 'dataSN' ? 27 : 512 });
+    const resp = await c.next();
+    assert.ok(resp.opcode === IscsiOpcode.scsiResponse && resp.status === 2, `${field}: CHECK CONDITION`);
+    if (resp.opcode === IscsiOpcode.scsiResponse) assert.deepEqual(senseOf(resp.data.subarray(2)), [0x0b, ...asc]);
+    c.send(pdu); // the rest of the task's Data-Out is discarded
+  }
+  assert.equal((await c.scsi(TUR)).status, 0);
+  c.close();
+});
