@@ -10,5 +10,6 @@ export const iscsiErrors = {
   ISCSI_BAD_TEXT: { summary: 'an iSCSI text segment is not NUL-terminated key=value pairs with legal key names and value lengths (RFC 7143 §6)', retryable: false },
   ISCSI_PROTOCOL: { summary: 'an initiator broke the iSCSI session rules (sequence numbers, task tags, data offsets, phase)', retryable: false },
   ISCSI_LISTEN: { summary: 'the iSCSI target cannot listen on the configured address and port', retryable: true },
+  ISCSI_RESERVATIONS_FILE: { summary: 'the persistent reservations file of a logical unit cannot be read, parsed or written', retryable: true },
   SCSI_CHECK_CONDITION: { summary: 'a SCSI command ends in CHECK CONDITION; data holds the sense key, ASC and ASCQ', retryable: false },
 } as const satisfies ErrorTable;

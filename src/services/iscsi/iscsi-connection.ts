@@ -281,7 +281,7 @@ export class IscsiConnection {
     const task: Task = { itt: pdu.itt, lun, aborted: false };
     this.tasks.set(pdu.itt, task);
     const attention = lun === this.unit.lun ? this.attentions.intercept(pdu.cdb) : null;
-    const plan: CommandPlan = attention ? { kind: 'fail', result: attention } : lun === this.unit.lun ? this.unit.plan(pdu.cdb) : LogicalUnit.planMissingLun(pdu.cdb, this.unit.identity, this.unit.lun);
+    const plan: CommandPlan = attention ? { kind: 'fail', result: attention } : lun === this.unit.lun ? this.unit.plan(pdu.cdb, pdu.write ? pdu.expectedDataTransferLength : 0) : LogicalUnit.planMissingLun(pdu.cdb, this.unit.identity, this.unit.lun);
     if (pdu.write || plan.kind === 'dataOut') {
       // A write CDB without the W bit moves no data (EDTL is then taken as 0): it completes with an overflow residual.
       const write = new WriteTask(pdu, plan, p, () => this.nextTtt());
@@ -593,6 +593,7 @@ export class IscsiConnection {
     this.abortTasks(() => true);
     this.writes.clear();
     this.textPending.clear();
+    this.unit?.release(); // an SPC-2 reservation ends with its I_T nexus
     if (this.session) this.session.binding?.release?.();
     this.ctx.onClose(this.session?.tsih);
   }

@@ -45,8 +45,9 @@ test('fields the target cannot honour are INVALID FIELD IN CDB with a field poin
 });
 
 test('unimplemented opcodes and service actions decode as unsupported', () => {
-  for (const op of ['42', '93', 'a3', '5e', 'c0', '7f']) assert.equal(decodeCdb(cdb(op)).op, 'unsupported', op);
-  assert.deepEqual(decodeCdb(cdb('9e12')), { op: 'unsupported', opcode: 0x9e, serviceAction: 0x12 });
+  for (const op of ['9c', '83', '37', 'c0', '7f']) assert.equal(decodeCdb(cdb(op)).op, 'unsupported', op);
+  assert.deepEqual(decodeCdb(cdb('9e11')), { op: 'unsupported', opcode: 0x9e, serviceAction: 0x11 });
+  assert.deepEqual(decodeCdb(cdb('a305')), { op: 'unsupported', opcode: 0xa3, serviceAction: 0x05 });
   assert.equal(decodeCdb(Buffer.alloc(0)).op, 'unsupported');
   assert.equal(decodeCdb(Buffer.from([0x88, 0, 0])).op, 'unsupported', 'shorter than the command');
   assert.deepEqual([cdbLength(0x08), cdbLength(0x28), cdbLength(0x88), cdbLength(0xa8), cdbLength(0x7f)], [6, 10, 16, 12, undefined]);
@@ -64,4 +65,32 @@ test('sense data: fixed and descriptor formats decode back', () => {
   assert.equal(desc[7], desc.length - 8);
   assert.deepEqual(decodeSense(desc), { key: 5, asc: 0x21, ascq: 0 });
   assert.equal(decodeSense(Buffer.from([0x00, 0, 0, 0, 0, 0, 0, 0])), null);
+});
+
+test('SBC-3 commands of issue 3 decode to their fields', () => {
+  assert.deepEqual(decodeCdb(cdb('2f020000001000000800')), { op: 'verify', lba: 0x10n, blocks: 8, byteCheck: 1 });
+  assert.deepEqual(decodeCdb(cdb('af0600000010000000080000')), { op: 'verify', lba: 0x10n, blocks: 8, byteCheck: 3 });
+  assert.deepEqual(decodeCdb(cdb('8f0000000000000000200000000100')), { op: 'verify', lba: 0x20n, blocks: 1, byteCheck: 0 });
+  assert.throws(() => decodeCdb(cdb('2f04')), invalidField(1), 'BYTCHK 10b is reserved');
+  assert.throws(() => decodeCdb(cdb('2f20')), invalidField(1), 'VRPROTECT');
+  assert.deepEqual(decodeCdb(cdb('2e020000000100000100')), { op: 'writeAndVerify', lba: 1n, blocks: 1, byteCheck: true });
+  assert.deepEqual(decodeCdb(cdb('41080000000200000400')), { op: 'writeSame', lba: 2n, blocks: 4, unmap: true, anchor: false, noDataOut: false });
+  assert.deepEqual(decodeCdb(cdb('9301000000000000000300000005')), { op: 'writeSame', lba: 3n, blocks: 5, unmap: false, anchor: false, noDataOut: true });
+  assert.throws(() => decodeCdb(cdb('4101')), invalidField(1), 'bit 0 of WRITE SAME (10) is reserved');
+  assert.deepEqual(decodeCdb(cdb('89080000000000000007000000020000')), { op: 'compareAndWrite', lba: 7n, blocks: 2, fua: true });
+  assert.deepEqual(decodeCdb(cdb('8b000000000000000007000000020000')), { op: 'orWrite', lba: 7n, blocks: 2, fua: false });
+  assert.deepEqual(decodeCdb(cdb('34020000000900000100')), { op: 'prefetch', lba: 9n, blocks: 1, immediate: true });
+  assert.deepEqual(decodeCdb(cdb('9e120000000000000040000000200000')), { op: 'getLbaStatus', lba: 0x40n, allocationLength: 32 });
+  assert.deepEqual(decodeCdb(cdb('420000000000000018')), { op: 'unmap', anchor: false, parameterListLength: 24 });
+  assert.deepEqual(decodeCdb(cdb('a30c82280000000002000000')), { op: 'reportSupportedOpcodes', options: 2, opcode: 0x28, serviceAction: 0, timeouts: true, allocationLength: 512 });
+  assert.throws(() => decodeCdb(cdb('a30c07')), invalidField(2), 'reporting options above 3');
+  assert.deepEqual(decodeCdb(cdb('1e00000001')), { op: 'preventAllow', prevent: 1 });
+  assert.deepEqual(decodeCdb(cdb('1b01000006')), { op: 'startStopUnit', immediate: true, powerCondition: 0, noFlush: true, loadEject: true, start: false });
+  assert.deepEqual(decodeCdb(cdb('16')), { op: 'reserve', ten: false });
+  assert.deepEqual(decodeCdb(cdb('57')), { op: 'release', ten: true });
+  assert.throws(() => decodeCdb(cdb('5610')), invalidField(1), 'third-party RESERVE (10)');
+  assert.deepEqual(decodeCdb(cdb('5e030000000000100000')), { op: 'persistentReserveIn', serviceAction: 3, allocationLength: 0x1000 });
+  assert.deepEqual(decodeCdb(cdb('5f01030000000000180000')), { op: 'persistentReserveOut', serviceAction: 1, scope: 0, type: 3, parameterListLength: 24 });
+  assert.deepEqual(decodeCdb(cdb('1511000018')), { op: 'modeSelect', ten: false, pageFormat: true, savePages: true, parameterListLength: 24 });
+  assert.deepEqual(decodeCdb(cdb('55100000000000001400')), { op: 'modeSelect', ten: true, pageFormat: true, savePages: false, parameterListLength: 20 });
 });

@@ -5,7 +5,7 @@
  * implement decodes to `{ op: 'unsupported' }` (the target answers INVALID COMMAND
  * OPERATION CODE). Pure.
  */
-import { Asc, ScsiOpcode, SenseKey, ServiceActionIn16 } from './scsi-constants.js';
+import { Asc, MaintenanceIn, ScsiOpcode, SenseKey, ServiceActionIn16 } from './scsi-constants.js';
 import { checkCondition } from './sense.js';
 
 export type Cdb =
@@ -18,6 +18,23 @@ export type Cdb =
   | { readonly op: 'synchronizeCache'; readonly lba: bigint; readonly blocks: number; readonly immediate: boolean }
   | { readonly op: 'reportLuns'; readonly selectReport: number; readonly allocationLength: number }
   | { readonly op: 'modeSense'; readonly ten: boolean; readonly disableBlockDescriptors: boolean; readonly longLba: boolean; readonly pageControl: number; readonly pageCode: number; readonly subpageCode: number; readonly allocationLength: number }
+  /** VERIFY 10/12/16: BYTCHK 0 checks the medium only, 1 compares Data-Out block for block, 3 compares one block against every block. */
+  | { readonly op: 'verify'; readonly lba: bigint; readonly blocks: number; readonly byteCheck: 0 | 1 | 3 }
+  | { readonly op: 'writeAndVerify'; readonly lba: bigint; readonly blocks: number; readonly byteCheck: boolean }
+  /** WRITE SAME 10/16: one block (none with NDOB: zeros) written to every block, or the range unmapped. */
+  | { readonly op: 'writeSame'; readonly lba: bigint; readonly blocks: number; readonly unmap: boolean; readonly anchor: boolean; readonly noDataOut: boolean }
+  | { readonly op: 'unmap'; readonly anchor: boolean; readonly parameterListLength: number }
+  | { readonly op: 'getLbaStatus'; readonly lba: bigint; readonly allocationLength: number }
+  | { readonly op: 'compareAndWrite'; readonly lba: bigint; readonly blocks: number; readonly fua: boolean }
+  | { readonly op: 'orWrite'; readonly lba: bigint; readonly blocks: number; readonly fua: boolean }
+  | { readonly op: 'prefetch'; readonly lba: bigint; readonly blocks: number; readonly immediate: boolean }
+  | { readonly op: 'reportSupportedOpcodes'; readonly options: number; readonly opcode: number; readonly serviceAction: number; readonly timeouts: boolean; readonly allocationLength: number }
+  | { readonly op: 'preventAllow'; readonly prevent: number }
+  | { readonly op: 'startStopUnit'; readonly immediate: boolean; readonly powerCondition: number; readonly loadEject: boolean; readonly start: boolean; readonly noFlush: boolean }
+  | { readonly op: 'reserve' | 'release'; readonly ten: boolean }
+  | { readonly op: 'persistentReserveIn'; readonly serviceAction: number; readonly allocationLength: number }
+  | { readonly op: 'persistentReserveOut'; readonly serviceAction: number; readonly scope: number; readonly type: number; readonly parameterListLength: number }
+  | { readonly op: 'modeSelect'; readonly ten: boolean; readonly pageFormat: boolean; readonly savePages: boolean; readonly parameterListLength: number }
   | { readonly op: 'unsupported'; readonly opcode: number; readonly serviceAction?: number };
 
 /** CDB length by group code, opcode bits 7-5 (SPC-4 §4.3.2); undefined for vendor/reserved groups. */
@@ -68,6 +85,7 @@ export function decodeCdb(cdb: Buffer): Cdb {
     case ScsiOpcode.serviceActionIn16: {
       const sa = cdb[1]! & 0x1f;
       if (sa === ServiceActionIn16.readCapacity16) return { op: 'readCapacity16', allocationLength: u32(10) };
+      if (sa === ServiceActionIn16.getLbaStatus) return { op: 'getLbaStatus', lba: cdb.readBigUInt64BE(2), allocationLength: u32(10) };
       return { op: 'unsupported', opcode: op, serviceAction: sa };
     }
     case ScsiOpcode.read6:
@@ -108,6 +126,73 @@ export function decodeCdb(cdb: Buffer): Cdb {
         subpageCode: cdb[3]!,
         allocationLength: ten ? u16(7) : cdb[4]!,
       };
+    }
+    case ScsiOpcode.verify10:
+    case ScsiOpcode.verify12:
+    case ScsiOpcode.verify16: {
+      if (cdb[1]! & 0xe0) invalidField(1, 7, 'VRPROTECT (no protection information)', cdb[1]! >> 5);
+      const byteCheck = (cdb[1]! >> 1) & 0x03;
+      if (byteCheck === 2) invalidField(1, 2, 'BYTCHK', byteCheck);
+      const [lba, blocks] = op === ScsiOpcode.verify10 ? [BigInt(u32(2)), u16(7)] : op === ScsiOpcode.verify12 ? [BigInt(u32(2)), u32(6)] : [cdb.readBigUInt64BE(2), u32(10)];
+      return { op: 'verify', lba, blocks, byteCheck: byteCheck as 0 | 1 | 3 };
+    }
+    case ScsiOpcode.writeAndVerify10:
+    case ScsiOpcode.writeAndVerify12:
+    case ScsiOpcode.writeAndVerify16: {
+      if (cdb[1]! & 0xe0) invalidField(1, 7, 'WRPROTECT (no protection information)', cdb[1]! >> 5);
+      const byteCheck = (cdb[1]! >> 1) & 0x03;
+      if (byteCheck > 1) invalidField(1, 2, 'BYTCHK', byteCheck);
+      const [lba, blocks] = op === ScsiOpcode.writeAndVerify10 ? [BigInt(u32(2)), u16(7)] : op === ScsiOpcode.writeAndVerify12 ? [BigInt(u32(2)), u32(6)] : [cdb.readBigUInt64BE(2), u32(10)];
+      return { op: 'writeAndVerify', lba, blocks, byteCheck: byteCheck === 1 };
+    }
+    case ScsiOpcode.writeSame10:
+    case ScsiOpcode.writeSame16: {
+      const f = cdb[1]!;
+      if (f & 0xe0) invalidField(1, 7, 'WRPROTECT (no protection information)', f >> 5);
+      const ten = op === ScsiOpcode.writeSame10;
+      if (ten && f & 0x01) invalidField(1, 0, 'reserved bit of WRITE SAME (10)', 1);
+      return { op: 'writeSame', lba: ten ? BigInt(u32(2)) : cdb.readBigUInt64BE(2), blocks: ten ? u16(7) : u32(10), unmap: (f & 0x08) !== 0, anchor: (f & 0x10) !== 0, noDataOut: !ten && (f & 0x01) !== 0 };
+    }
+    case ScsiOpcode.unmap:
+      return { op: 'unmap', anchor: (cdb[1]! & 0x01) !== 0, parameterListLength: u16(7) };
+    case ScsiOpcode.compareAndWrite:
+    case ScsiOpcode.orWrite: {
+      if (cdb[1]! & 0xe0) invalidField(1, 7, 'WRPROTECT (no protection information)', cdb[1]! >> 5);
+      if (op === ScsiOpcode.compareAndWrite) return { op: 'compareAndWrite', lba: cdb.readBigUInt64BE(2), blocks: cdb[13]!, fua: (cdb[1]! & 0x08) !== 0 };
+      return { op: 'orWrite', lba: cdb.readBigUInt64BE(2), blocks: u32(10), fua: (cdb[1]! & 0x08) !== 0 };
+    }
+    case ScsiOpcode.prefetch10:
+      return { op: 'prefetch', lba: BigInt(u32(2)), blocks: u16(7), immediate: (cdb[1]! & 0x02) !== 0 };
+    case ScsiOpcode.prefetch16:
+      return { op: 'prefetch', lba: cdb.readBigUInt64BE(2), blocks: u32(10), immediate: (cdb[1]! & 0x02) !== 0 };
+    case ScsiOpcode.maintenanceIn: {
+      const sa = cdb[1]! & 0x1f;
+      if (sa !== MaintenanceIn.reportSupportedOperationCodes) return { op: 'unsupported', opcode: op, serviceAction: sa };
+      const options = cdb[2]! & 0x07;
+      if (options > 3) invalidField(2, 2, 'REPORTING OPTIONS', options);
+      return { op: 'reportSupportedOpcodes', options, opcode: cdb[3]!, serviceAction: u16(4), timeouts: (cdb[2]! & 0x80) !== 0, allocationLength: u32(6) };
+    }
+    case ScsiOpcode.preventAllowMediumRemoval:
+      return { op: 'preventAllow', prevent: cdb[4]! & 0x03 };
+    case ScsiOpcode.startStopUnit:
+      return { op: 'startStopUnit', immediate: (cdb[1]! & 0x01) !== 0, powerCondition: cdb[4]! >> 4, noFlush: (cdb[4]! & 0x04) !== 0, loadEject: (cdb[4]! & 0x02) !== 0, start: (cdb[4]! & 0x01) !== 0 };
+    case ScsiOpcode.reserve6:
+    case ScsiOpcode.release6:
+    case ScsiOpcode.reserve10:
+    case ScsiOpcode.release10: {
+      const ten = op === ScsiOpcode.reserve10 || op === ScsiOpcode.release10;
+      // Third-party reservations (3RDPTY, SPC-2 §7.21) and the obsolete extent bit are not supported.
+      if (cdb[1]! & (ten ? 0x12 : 0x01)) invalidField(1, ten ? 4 : 0, ten ? '3RDPTY/LONGID (third-party reservations)' : 'EXTENT (obsolete)', cdb[1]!);
+      return { op: op === ScsiOpcode.reserve6 || op === ScsiOpcode.reserve10 ? 'reserve' : 'release', ten };
+    }
+    case ScsiOpcode.persistentReserveIn:
+      return { op: 'persistentReserveIn', serviceAction: cdb[1]! & 0x1f, allocationLength: u16(7) };
+    case ScsiOpcode.persistentReserveOut:
+      return { op: 'persistentReserveOut', serviceAction: cdb[1]! & 0x1f, scope: cdb[2]! >> 4, type: cdb[2]! & 0x0f, parameterListLength: u32(5) };
+    case ScsiOpcode.modeSelect6:
+    case ScsiOpcode.modeSelect10: {
+      const ten = op === ScsiOpcode.modeSelect10;
+      return { op: 'modeSelect', ten, pageFormat: (cdb[1]! & 0x10) !== 0, savePages: (cdb[1]! & 0x01) !== 0, parameterListLength: ten ? u16(7) : cdb[4]! };
     }
     default:
       return { op: 'unsupported', opcode: op };

@@ -7,6 +7,8 @@
 export const ScsiOpcode = {
   testUnitReady: 0x00,
   requestSense: 0x03,
+  reserve6: 0x16,
+  release6: 0x17,
   read6: 0x08,
   write6: 0x0a,
   inquiry: 0x12,
@@ -17,12 +19,24 @@ export const ScsiOpcode = {
   readCapacity10: 0x25,
   read10: 0x28,
   write10: 0x2a,
+  writeAndVerify10: 0x2e,
   verify10: 0x2f,
+  prefetch10: 0x34,
   synchronizeCache10: 0x35,
   writeSame10: 0x41,
   unmap: 0x42,
   modeSelect10: 0x55,
   modeSense10: 0x5a,
+  reserve10: 0x56,
+  release10: 0x57,
+  persistentReserveIn: 0x5e,
+  persistentReserveOut: 0x5f,
+  compareAndWrite: 0x89,
+  orWrite: 0x8b,
+  writeAndVerify16: 0x8e,
+  prefetch16: 0x90,
+  writeAndVerify12: 0xae,
+  verify12: 0xaf,
   read16: 0x88,
   write16: 0x8a,
   verify16: 0x8f,
@@ -34,6 +48,9 @@ export const ScsiOpcode = {
   read12: 0xa8,
   write12: 0xaa,
 } as const;
+
+/** MAINTENANCE IN service actions (SPC-4 §6.35). */
+export const MaintenanceIn = { reportSupportedOperationCodes: 0x0c } as const;
 
 /** SERVICE ACTION IN (16) service actions (SBC-3 §5.16, §5.13). */
 export const ServiceActionIn16 = { readCapacity16: 0x10, getLbaStatus: 0x12 } as const;
@@ -82,6 +99,10 @@ export const Asc = {
   logicalUnitNotSupported: { asc: 0x25, ascq: 0x00 },
   invalidFieldInParameterList: { asc: 0x26, ascq: 0x00 },
   writeProtected: { asc: 0x27, ascq: 0x00 },
+  miscompareDuringVerify: { asc: 0x1d, ascq: 0x00 },
+  invalidReleaseOfPersistentReservation: { asc: 0x26, ascq: 0x04 },
+  insufficientRegistrationResources: { asc: 0x55, ascq: 0x04 },
+  mediumRemovalPrevented: { asc: 0x53, ascq: 0x02 },
   powerOnResetOrBusDeviceReset: { asc: 0x29, ascq: 0x00 },
   savingParametersNotSupported: { asc: 0x39, ascq: 0x00 },
   internalTargetFailure: { asc: 0x44, ascq: 0x00 },
@@ -97,7 +118,7 @@ export const VpdPage = {
 } as const;
 
 /** Mode page codes (SPC-4 §7.5, SBC-3 §6.5). */
-export const ModePage = { caching: 0x08, control: 0x0a, allPages: 0x3f } as const;
+export const ModePage = { readWriteErrorRecovery: 0x01, caching: 0x08, control: 0x0a, allPages: 0x3f } as const;
 /** MODE SENSE page control field (SPC-4 §6.11.1). */
 export const PageControl = { current: 0, changeable: 1, default: 2, saved: 3 } as const;
 

@@ -58,8 +58,9 @@ test('MODE SENSE: caching (WCE), control, all pages, block descriptors, write pr
   assert.equal(all[3], 8);
   assert.equal(all.readUInt32BE(4), 131072);
   assert.equal(all.readUIntBE(9, 3), 512);
-  assert.deepEqual([all[12], all[13], all[14]], [0x08, 18, 0x04], 'caching page with WCE');
-  assert.deepEqual([all[32], all[33]], [0x0a, 10], 'control page');
+  assert.deepEqual([all[12], all[13]], [0x01, 10], 'read-write error recovery page first');
+  assert.deepEqual([all[24], all[25], all[26]], [0x08, 18, 0x04], 'caching page with WCE');
+  assert.deepEqual([all[44], all[45]], [0x0a, 10], 'control page');
   const ro = modeSense({ ...geo, readOnly: true }, { ...req, disableBlockDescriptors: true, pageCode: 0x08 })!;
   assert.deepEqual([ro[2]! & 0x80, ro[3], ro.length], [0x80, 0, 4 + 20]);
   const ten = modeSense(geo, { ...req, ten: true, longLba: true, pageCode: 0x0a })!;
@@ -67,8 +68,11 @@ test('MODE SENSE: caching (WCE), control, all pages, block descriptors, write pr
   assert.deepEqual([ten[4], ten.readUInt16BE(6)], [1, 16]);
   assert.equal(ten.readBigUInt64BE(8), 131072n);
   const changeable = modeSense(geo, { ...req, pageControl: 1, pageCode: 0x08, disableBlockDescriptors: true })!;
-  assert.equal(changeable[6], 0, 'nothing changeable');
-  assert.equal(modeSense(geo, { ...req, pageCode: 0x01 }), null);
+  assert.equal(changeable[6], 0, 'WCE is not changeable');
+  const control = modeSense(geo, { ...req, pageControl: 1, pageCode: 0x0a, disableBlockDescriptors: true })!;
+  assert.equal(control[6], 0x04, 'D_SENSE is changeable');
+  assert.equal(modeSense(geo, { ...req, pageCode: 0x0a, disableBlockDescriptors: true }, { descriptorSense: true })![6], 0x04, 'current D_SENSE');
+  assert.equal(modeSense(geo, { ...req, pageCode: 0x02 }), null);
   assert.equal(modeSense(geo, { ...req, pageCode: 0x08, subpageCode: 1 }), null);
   assert.ok(modeSense(geo, { ...req, subpageCode: 0xff }));
 });

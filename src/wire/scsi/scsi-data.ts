@@ -36,6 +36,10 @@ export interface UnitGeometry {
   readonly maxTransferBlocks: number;
   /** Preferred I/O size in bytes (physical block), a power-of-two multiple of blockSize. */
   readonly physicalBlockSize: number;
+  /** Largest COMPARE AND WRITE in blocks (VPD B0h byte 5, at most 255); 0 = not supported. */
+  readonly maxCompareAndWriteBlocks?: number;
+  /** Largest WRITE SAME in blocks (VPD B0h); WRITE SAME of 0 blocks is refused (WSNZ). */
+  readonly maxWriteSameBlocks?: number;
 }
 
 /** SPC-4 version descriptors (SPC-4 §6.4.2 table 142): SAM-5, iSCSI (no version), SPC-4, SBC-3. */
@@ -131,6 +135,11 @@ export function vpdPage(page: number, id: UnitIdentity, geo: UnitGeometry): Buff
       b.writeUInt16BE(granularity, 2); // OPTIMAL TRANSFER LENGTH GRANULARITY
       b.writeUInt32BE(geo.maxTransferBlocks, 4); // MAXIMUM TRANSFER LENGTH
       b.writeUInt32BE(geo.maxTransferBlocks, 8); // OPTIMAL TRANSFER LENGTH
+      if (geo.maxWriteSameBlocks) {
+        b[0] = 0x01; // WSNZ: WRITE SAME with 0 blocks is refused
+        b.writeBigUInt64BE(BigInt(geo.maxWriteSameBlocks), 32); // MAXIMUM WRITE SAME LENGTH (page bytes 36-43)
+      }
+      b[1] = Math.min(255, geo.maxCompareAndWriteBlocks ?? 0); // MAXIMUM COMPARE AND WRITE LENGTH
       return vpd(page, b); // unmap counts stay 0: no UNMAP
     }
     case VpdPage.blockDeviceCharacteristics: {
@@ -173,33 +182,64 @@ export function reportLuns(luns: readonly number[]): Buffer {
   return b;
 }
 
-function cachingPage(geo: UnitGeometry, pc: number): Buffer {
-  const b = Buffer.alloc(20);
-  b[0] = ModePage.caching;
-  b[1] = 18;
-  if (pc !== PageControl.changeable && geo.volatileWriteCache) b[2] = 0x04; // WCE
-  return b;
+/** Mode state that can change at run time (MODE SELECT). */
+export interface ModeState {
+  /** Control page D_SENSE: sense data in descriptor format. */
+  readonly descriptorSense: boolean;
 }
 
-function controlPage(pc: number): Buffer {
-  const b = Buffer.alloc(12);
-  b[0] = ModePage.control;
-  b[1] = 10;
-  if (pc !== PageControl.changeable) b[3] = 0x10; // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
-  return b;
+/** The mode pages, in ascending page-code order (MODE SENSE all pages lists them so). */
+export const MODE_PAGES = [ModePage.readWriteErrorRecovery, ModePage.caching, ModePage.control] as const;
+
+/**
+ * One mode page (page_0 format) for page control `pc`: read-write error recovery (SBC-3
+ * §6.5.9), caching (§6.5.5), control (SPC-4 §7.5.7). Changeable values mark D_SENSE only.
+ */
+export function modePage(code: number, geo: UnitGeometry, pc: number, state: ModeState = { descriptorSense: false }): Buffer | null {
+  const changeable = pc === PageControl.changeable;
+  switch (code) {
+    case ModePage.readWriteErrorRecovery: {
+      const b = Buffer.alloc(12);
+      b[0] = code;
+      b[1] = 10;
+      return b; // no automatic reallocation, no retries to report: all zero
+    }
+    case ModePage.caching: {
+      const b = Buffer.alloc(20);
+      b[0] = code;
+      b[1] = 18;
+      if (!changeable && geo.volatileWriteCache) b[2] = 0x04; // WCE
+      return b;
+    }
+    case ModePage.control: {
+      const b = Buffer.alloc(12);
+      b[0] = code;
+      b[1] = 10;
+      if (changeable) b[2] = 0x04; // D_SENSE is changeable
+      else {
+        if (pc === PageControl.current && state.descriptorSense) b[2] = 0x04;
+        b[3] = 0x10; // QUEUE ALGORITHM MODIFIER 1: unrestricted reordering
+      }
+      return b;
+    }
+    default:
+      return null;
+  }
 }
 
 /**
  * MODE SENSE (6) or (10) parameter data. Returns null for a page the target does not have
  * (INVALID FIELD IN CDB); saved values are refused by the caller before this.
  */
-export function modeSense(geo: UnitGeometry, req: { ten: boolean; disableBlockDescriptors: boolean; longLba: boolean; pageControl: number; pageCode: number; subpageCode: number }): Buffer | null {
-  let pages: Buffer[];
+export function modeSense(geo: UnitGeometry, req: { ten: boolean; disableBlockDescriptors: boolean; longLba: boolean; pageControl: number; pageCode: number; subpageCode: number }, state: ModeState = { descriptorSense: false }): Buffer | null {
   if (req.subpageCode !== 0 && !(req.pageCode === ModePage.allPages && req.subpageCode === 0xff)) return null;
-  if (req.pageCode === ModePage.caching) pages = [cachingPage(geo, req.pageControl)];
-  else if (req.pageCode === ModePage.control) pages = [controlPage(req.pageControl)];
-  else if (req.pageCode === ModePage.allPages) pages = [cachingPage(geo, req.pageControl), controlPage(req.pageControl)];
-  else return null;
+  let pages: Buffer[];
+  if (req.pageCode === ModePage.allPages) pages = MODE_PAGES.map((c) => modePage(c, geo, req.pageControl, state)!);
+  else {
+    const one = modePage(req.pageCode, geo, req.pageControl, state);
+    if (!one) return null;
+    pages = [one];
+  }
   let desc = Buffer.alloc(0);
   if (!req.disableBlockDescriptors) {
     if (req.longLba) {
