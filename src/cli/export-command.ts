@@ -11,6 +11,7 @@ import { IscsiServer } from '../services/iscsi/iscsi-server.js';
 import { StaticTargetResolver } from '../services/iscsi/static-target-resolver.js';
 import type { ChapCredentials } from '../services/iscsi/target-resolver.js';
 import { FileBlockDevice } from '../store/file/file-block-device.js';
+import { attachReservationFile } from '../services/iscsi/unit-state.js';
 
 /** Everything `diskless export iscsi` needs, parsed and checked. */
 export interface ExportIscsiOptions {
@@ -25,6 +26,8 @@ export interface ExportIscsiOptions {
   readonly readOnly: boolean;
   readonly blockSize: number;
   readonly logLevel: LevelWithSilent;
+  /** Where persistent reservations are kept; default `<FILE>.reservations.json` for regular files, none (memory only) for block devices. */
+  readonly reservations?: string;
 }
 
 function usage(option: string, value: string, allowed: string, why?: string): never {
@@ -88,7 +91,7 @@ export function parseChap(option: '--chap' | '--mutual', value: string): ChapCre
 }
 
 /** Checks the whole command line; throws USAGE naming the first bad option. */
-export function parseExportOptions(file: string, opts: { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string }): ExportIscsiOptions {
+export function parseExportOptions(file: string, opts: { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string; reservations?: string }): ExportIscsiOptions {
   if (opts.iqn === undefined) usage('--iqn', '', 'an iSCSI name; the option is required');
   if (opts.listen === undefined) usage('--listen', '', 'IP:PORT; the option is required');
   const iqn = parseIqn(opts.iqn);
@@ -103,7 +106,8 @@ export function parseExportOptions(file: string, opts: { iqn?: string; listen?: 
   if (opts.blockSize !== '512' && opts.blockSize !== '4096') usage('--block-size', opts.blockSize, '512 or 4096');
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
   if (!levels.includes(opts.logLevel)) usage('--log-level', opts.logLevel, levels.join(', '));
-  return { file, iqn, address, port, lun, ...(chap ? { chap } : {}), ...(mutualChap ? { mutualChap } : {}), readOnly: opts.readOnly, blockSize: Number(opts.blockSize), logLevel: opts.logLevel as LevelWithSilent };
+  if (opts.reservations === '') usage('--reservations', '', 'a file path');
+  return { file, iqn, address, port, lun, ...(opts.reservations !== undefined ? { reservations: opts.reservations } : {}), ...(chap ? { chap } : {}), ...(mutualChap ? { mutualChap } : {}), readOnly: opts.readOnly, blockSize: Number(opts.blockSize), logLevel: opts.logLevel as LevelWithSilent };
 }
 
 /** The size of a regular file or block device in bytes. */
@@ -148,6 +152,13 @@ export async function openExportDevice(file: string, readOnly: boolean, blockSiz
  */
 export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const device = await openExportDevice(o.file, o.readOnly, o.blockSize);
+  const reservations = o.reservations ?? ((await stat(o.file)).isFile() ? `${o.file}.reservations.json` : undefined);
+  try {
+    if (reservations !== undefined) await attachReservationFile(device, reservations);
+  } catch (err) {
+    await device.close();
+    throw err;
+  }
   const log = createLogger({ level: o.logLevel });
   const server = new IscsiServer({
     address: o.address,
@@ -185,8 +196,9 @@ export function registerExportCommand(program: Command): void {
     .option('--mutual <user:secret>', 'also authenticate the target to the initiator (mutual CHAP); needs --chap and a different secret')
     .option('--read-only', 'refuse writes (DATA PROTECT / WRITE PROTECTED)', false)
     .option('--block-size <bytes>', 'logical block size, 512 or 4096', '512')
+    .option('--reservations <file>', 'keep persistent reservations in this JSON file (default: FILE.reservations.json for a regular file)')
     .option('--log-level <level>', 'log level on stderr', 'warn')
-    .action(async (file: string, opts: { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string }) => {
+    .action(async (file: string, opts: { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string; reservations?: string }) => {
       const options = parseExportOptions(file, opts);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
