@@ -3,7 +3,7 @@
  * drives the login state machine, then runs the full feature phase — CmdSN/ExpCmdSN/
  * MaxCmdSN and StatSN bookkeeping (RFC 7143 §4.2.2), SCSI commands against the LUN with
  * Data-In (status in the last PDU), writes with immediate data, unsolicited Data-Out and
- * R2T (write-task.ts), NOP-Out/NOP-In both ways (target pings on an idle connection and
+ * R2T, several outstanding at once (write-task.ts), NOP-Out/NOP-In both ways (target pings on an idle connection and
  * drops it when nothing comes back), Text (SendTargets), Logout, Async Message (logout
  * request on shutdown), Task Management (ABORT TASK, ABORT TASK SET, CLEAR TASK SET, LUN
  * RESET, TARGET WARM/COLD RESET with unit attentions, unit-attention.ts), CRC32C digests once
@@ -303,7 +303,11 @@ export class IscsiConnection {
     const next = task.next();
     if (next.kind === 'wait') return;
     if (next.kind === 'r2t') {
-      this.send({ opcode: IscsiOpcode.r2t, lun: task.command.lun, itt: task.command.itt, ttt: next.ttt, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), r2tSN: next.r2tSN, bufferOffset: next.offset, desiredDataTransferLength: next.length, data: EMPTY });
+      // Up to MaxOutstandingR2T at once, in ascending offset order (DataSequenceInOrder=Yes).
+      const maxCmdSN = this.maxCmdSN();
+      for (const r of next.r2ts) {
+        this.send({ opcode: IscsiOpcode.r2t, lun: task.command.lun, itt: task.command.itt, ttt: r.ttt, statSN: this.statSN, expCmdSN: this.expCmdSN, maxCmdSN, r2tSN: r.r2tSN, bufferOffset: r.offset, desiredDataTransferLength: r.length, data: EMPTY });
+      }
       return;
     }
     this.writes.delete(task.command.itt);

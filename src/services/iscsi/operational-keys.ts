@@ -59,7 +59,7 @@ export interface TargetLimits {
   readonly initialR2T: boolean;
   /** Our ImmediateData value (AND rule). */
   readonly immediateData: boolean;
-  /** Upper bound for MaxOutstandingR2T (min rule). */
+  /** Our MaxOutstandingR2T (§13.17, min rule): R2Ts one write task may have unanswered at once. */
   readonly maxOutstandingR2T: number;
   /** Digests the target accepts in HeaderDigest/DataDigest lists: CRC32C and/or None. */
   readonly digests: readonly ('CRC32C' | 'None')[];
@@ -72,7 +72,7 @@ export const DEFAULT_TARGET_LIMITS: TargetLimits = {
   firstBurstLength: 262144,
   initialR2T: false,
   immediateData: true,
-  maxOutstandingR2T: 1,
+  maxOutstandingR2T: 4,
   digests: ['CRC32C', 'None'],
 };
 
