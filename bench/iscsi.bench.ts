@@ -214,6 +214,7 @@ async function bench(o: { runs: number; seconds: number; sizeMiB: number; only: 
       rows.push(row);
       console.log(row);
     }
+    if (rows.length) console.log(`ours: VmRSS ${rssMiB(ours.pid!).toFixed(1)} MiB after the runs`);
     if (rows.length) console.log(`\n| workload | ours MB/s | ours IOPS | tgt MB/s | tgt IOPS | ours/tgt | server CPU s ours / tgt |\n|---|---|---|---|---|---|---|\n${rows.join('\n')}`);
   } finally {
     const tgtRunning = children.length > 1 && children[1]!.exitCode === null;
