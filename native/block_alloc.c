@@ -220,10 +220,10 @@ static napi_value seek_hole(napi_env env, napi_callback_info info) {
 
 napi_value block_alloc_init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
-    { "punchHole", NULL, punch_hole, NULL, NULL, NULL, napi_default, NULL },
-    { "punchHoleSync", NULL, punch_hole_sync, NULL, NULL, NULL, napi_default, NULL },
-    { "seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL },
-    { "seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL },
+    { "punchHole", NULL, punch_hole, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "punchHoleSync", NULL, punch_hole_sync, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "seekData", NULL, seek_data, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default_jsproperty, NULL },
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
   return exports;

@@ -44,6 +44,13 @@ export interface BlockDevice {
    * `capabilities.unmap` is true; otherwise throws STORE_UNSUPPORTED.
    */
   unmap(offset: number, length: number): Promise<void>;
+  /**
+   * Provisioning state from `offset` (SCSI GET LBA STATUS): consecutive extents in order, the
+   * first starting at `offset`, covering [offset, offset + length) unless `maxExtents` (>= 1)
+   * stops the list earlier. Extents are whole blocks; neighbours differ in state. Only when
+   * `capabilities.unmap` is true; otherwise throws STORE_UNSUPPORTED.
+   */
+  allocationStatus(offset: number, length: number, maxExtents: number): Promise<AllocationExtent[]>;
   /** Releases the handle. Waits for nothing in flight; idempotent. */
   close(): Promise<void>;
 }
@@ -54,4 +61,14 @@ export interface BlockDeviceCapabilities {
   readonly unmap: boolean;
   /** Writes sit in a volatile cache until `flush` (SCSI: caching mode page WCE=1, SYNCHRONIZE CACHE needed). */
   readonly volatileWriteCache: boolean;
+}
+
+/** A run of blocks sharing one provisioning state. */
+export interface AllocationExtent {
+  /** Bytes from the start of the device, a multiple of the block size. */
+  readonly offset: number;
+  /** Bytes, a positive multiple of the block size. */
+  readonly length: number;
+  /** True: backed by storage (mapped). False: deallocated, reads as zeros. */
+  readonly mapped: boolean;
 }

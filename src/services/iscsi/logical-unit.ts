@@ -17,6 +17,7 @@ import type { AccessClass, Nexus } from './persistent-reservations.js';
 import { Asc, PageControl, ScsiStatus, SenseKey, type AscPair } from '../../wire/scsi/scsi-constants.js';
 import { encodeDescriptorSense, encodeFixedSense, senseOf, type Sense } from '../../wire/scsi/sense.js';
 import { modeSense, notPresentInquiry, readCapacity10, readCapacity16, reportLuns, standardInquiry, vpdPage, type UnitGeometry, type UnitIdentity } from '../../wire/scsi/scsi-data.js';
+import { decodeUnmapList, lbaStatusData, LBA_STATUS_DESCRIPTOR_LENGTH, LBA_STATUS_HEADER_LENGTH, MAX_LBA_STATUS_BLOCKS, ProvisioningStatus } from '../../wire/scsi/thin-provisioning.js';
 
 /** The outcome of one SCSI command. */
 export interface ScsiResult {
@@ -92,9 +93,21 @@ const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
 const MAX_WRITE_SAME_BYTES = 1024 * 1024 * 1024;
 /** WRITE SAME writes its range in pieces of this size. */
 const WRITE_SAME_CHUNK = 1024 * 1024;
+/** Largest UNMAP, in bytes of medium summed over its descriptors (VPD B0h MAXIMUM UNMAP LBA COUNT; libiscsi wants <= 2^20 blocks). */
+const MAX_UNMAP_BYTES = 512 * 1024 * 1024;
+/** Most block descriptors in one UNMAP (VPD B0h); each is one hole punched. */
+const MAX_UNMAP_DESCRIPTORS = 1024;
+/** Most LBA status descriptors one GET LBA STATUS returns (fewer when the allocation length holds fewer). */
+const MAX_LBA_STATUS_DESCRIPTORS = 256;
 
 function cut(data: Buffer, allocationLength: number): Buffer {
   return data.length > allocationLength ? data.subarray(0, allocationLength) : data;
+}
+
+/** True when every byte of `b` is zero. */
+function isZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
 }
 
 /** Index of the first byte where `a` and `b` differ (over b's length), -1 when equal. */
@@ -169,6 +182,10 @@ export class LogicalUnit {
       physicalBlockSize: Math.max(PHYSICAL_BLOCK, device.blockSize),
       maxCompareAndWriteBlocks: MAX_COMPARE_AND_WRITE_BLOCKS,
       maxWriteSameBlocks: MAX_WRITE_SAME_BYTES / device.blockSize,
+      // Thin provisioning when the device can free blocks (file volumes: holes punched; they read as zeros).
+      ...(device.capabilities.unmap
+        ? { provisioning: { maxUnmapBlocks: MAX_UNMAP_BYTES / device.blockSize, maxUnmapDescriptors: MAX_UNMAP_DESCRIPTORS, unmapGranularity: Math.max(1, PHYSICAL_BLOCK / device.blockSize) } }
+        : {}),
     };
     this.state = unitStateOf(device);
   }
@@ -305,8 +322,12 @@ export class LogicalUnit {
           const r = await this.state.persistent.out(this.prNexus, cdb.serviceAction, cdb.scope, cdb.type, params);
           return r === 'good' ? GOOD : RESERVATION_CONFLICT;
         });
-      case 'getLbaStatus':
       case 'unmap':
+        if (!g.provisioning) return this.fail(SenseKey.illegalRequest, Asc.invalidCommandOperationCode, { field: { inCdb: true, byte: 0 } });
+        return this.unmap(cdb.anchor, cdb.parameterListLength);
+      case 'getLbaStatus':
+        if (!g.provisioning) return this.fail(SenseKey.illegalRequest, Asc.invalidCommandOperationCode, { field: { inCdb: true, byte: 0 } });
+        return this.getLbaStatus(cdb.lba, cdb.allocationLength);
       case 'unsupported':
         return this.fail(SenseKey.illegalRequest, Asc.invalidCommandOperationCode, { field: { inCdb: true, byte: 0 } });
     }
@@ -428,9 +449,10 @@ export class LogicalUnit {
   /** WRITE SAME 10/16 (SBC-3 §5.41-42): one block (or zeros with NDOB) repeated over the range. */
   private writeSame(lba: bigint, blocks: number, unmap: boolean, anchor: boolean, noDataOut: boolean, lengthByte: number): CommandPlan {
     const g = this.geometry;
+    // ANCHOR: VPD B2h says ANC_SUP=0 (no anchored state), so it is refused with or without UNMAP (SBC-3 §5.42).
     if (anchor) return this.fail(SenseKey.illegalRequest, Asc.invalidFieldInCdb, { field: { inCdb: true, byte: 1, bit: 4 } });
     // UNMAP needs logical block provisioning (LBPWS); a fully provisioned unit refuses the bit.
-    if (unmap && !this.device.capabilities.unmap) return this.fail(SenseKey.illegalRequest, Asc.invalidFieldInCdb, { field: { inCdb: true, byte: 1, bit: 3 } });
+    if (unmap && !g.provisioning) return this.fail(SenseKey.illegalRequest, Asc.invalidFieldInCdb, { field: { inCdb: true, byte: 1, bit: 3 } });
     if (blocks === 0) return this.fail(SenseKey.illegalRequest, Asc.invalidFieldInCdb, { field: { inCdb: true, byte: lengthByte } });
     const bad = this.rangeCheck(lba, blocks);
     if (bad) return bad;
@@ -451,7 +473,11 @@ export class LogicalUnit {
         return GOOD;
       });
     };
-    if (noDataOut) return { kind: 'noData', run: () => this.guard(() => fill(Buffer.alloc(bs))) };
+    // UNMAP=1 frees the range when what would be written is zeros: unmapped blocks read as zeros
+    // (LBPRZ=1), so the result is the same data. Other data is written, as SBC-3 §5.42 requires
+    // when unmapping could not return it.
+    const deallocate = (): Promise<ScsiResult> => this.locked(lba, blocks, () => this.device.unmap(Number(lba) * bs, blocks * bs).then(() => GOOD));
+    if (noDataOut) return { kind: 'noData', run: () => this.guard(() => (unmap ? deallocate() : fill(Buffer.alloc(bs)))) };
     return {
       kind: 'dataOut',
       length: bs,
@@ -459,7 +485,56 @@ export class LogicalUnit {
         this.guard(async () => {
           const block = Buffer.concat(data as Buffer[]);
           if (block.length < bs) return this.check({ key: SenseKey.illegalRequest, ...Asc.parameterListLengthError });
-          return fill(block);
+          return unmap && isZero(block.subarray(0, bs)) ? deallocate() : fill(block);
+        }),
+    };
+  }
+
+  /**
+   * UNMAP (SBC-3 §5.28): the parameter list is checked whole (descriptor count, total blocks,
+   * every range inside the unit) before the first hole is punched; then each range is
+   * unmapped under the write lock of its blocks. ANCHOR is refused (ANC_SUP=0).
+   */
+  private unmap(anchor: boolean, parameterListLength: number): CommandPlan {
+    const g = this.geometry;
+    const p = g.provisioning!;
+    if (anchor) return this.fail(SenseKey.illegalRequest, Asc.invalidFieldInCdb, { field: { inCdb: true, byte: 1, bit: 0 } });
+    if (g.readOnly) return this.fail(SenseKey.dataProtect, Asc.writeProtected);
+    const bs = g.blockSize;
+    return this.parameters(parameterListLength, async (list) => {
+      if (parameterListLength === 0) return GOOD; // nothing to unmap (SBC-3 §5.28.1)
+      const decoded = decodeUnmapList(list, { capacity: g.blocks, maxDescriptors: p.maxUnmapDescriptors, maxBlocks: p.maxUnmapBlocks });
+      if ('error' in decoded) {
+        const e = decoded.error;
+        if (e.kind === 'lengthError') return this.check({ key: SenseKey.illegalRequest, ...Asc.parameterListLengthError });
+        if (e.kind === 'outOfRange') return this.check({ key: SenseKey.illegalRequest, ...Asc.lbaOutOfRange, information: e.lba });
+        return this.check({ key: SenseKey.illegalRequest, ...Asc.invalidFieldInParameterList, field: { inCdb: false, byte: e.byte } });
+      }
+      for (const r of decoded.ranges) await this.locked(r.lba, r.blocks, () => this.device.unmap(Number(r.lba) * bs, r.blocks * bs));
+      return GOOD;
+    });
+  }
+
+  /**
+   * GET LBA STATUS (SBC-3 §5.16): mapped / deallocated extents from `lba` to the end of the
+   * unit, as many descriptors as the allocation length holds (at least one, at most
+   * MAX_LBA_STATUS_DESCRIPTORS); the first starts at `lba`.
+   */
+  private getLbaStatus(lba: bigint, allocationLength: number): CommandPlan {
+    const g = this.geometry;
+    if (lba >= g.blocks) return this.fail(SenseKey.illegalRequest, Asc.lbaOutOfRange, { information: lba });
+    const bs = g.blockSize;
+    const fit = Math.floor((allocationLength - LBA_STATUS_HEADER_LENGTH) / LBA_STATUS_DESCRIPTOR_LENGTH);
+    const max = Math.min(MAX_LBA_STATUS_DESCRIPTORS, Math.max(1, fit));
+    const remaining = g.blocks - lba;
+    const span = Number(remaining < BigInt(MAX_LBA_STATUS_BLOCKS) ? remaining : BigInt(MAX_LBA_STATUS_BLOCKS));
+    return {
+      kind: 'dataIn',
+      run: () =>
+        this.guard(async () => {
+          const extents = await this.device.allocationStatus(Number(lba) * bs, span * bs, max);
+          const descriptors = extents.map((e) => ({ lba: BigInt(e.offset / bs), blocks: e.length / bs, status: e.mapped ? ProvisioningStatus.mapped : ProvisioningStatus.deallocated }));
+          return { status: ScsiStatus.good, data: cut(lbaStatusData(descriptors), allocationLength) };
         }),
     };
   }

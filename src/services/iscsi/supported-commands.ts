@@ -12,7 +12,7 @@ export interface SupportedCommand {
   readonly serviceAction?: number;
   /** CDB USAGE DATA: the CDB length and, per byte, the bits the device server looks at (byte 0 is the opcode). */
   readonly usage: readonly number[];
-  /** Present only when the device can do it (UNMAP needs `capabilities.unmap`). */
+  /** Present only when the device can do it (UNMAP and GET LBA STATUS need `capabilities.unmap`). */
   readonly available?: (device: BlockDevice) => boolean;
 }
 
@@ -58,6 +58,7 @@ export const SUPPORTED_COMMANDS: readonly SupportedCommand[] = [
   { opcode: 0x91, usage: rw16(0x91, 0x02) }, // SYNCHRONIZE CACHE (16)
   { opcode: 0x93, usage: rw16(0x93, 0xf9) }, // WRITE SAME (16)
   { opcode: 0x9e, serviceAction: 0x10, usage: [0x9e, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, C] }, // READ CAPACITY (16)
+  { opcode: 0x9e, serviceAction: 0x12, usage: [0x9e, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, C], available: (d) => d.capabilities.unmap }, // GET LBA STATUS
   { opcode: 0xa0, usage: [0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, C] }, // REPORT LUNS
   { opcode: 0xa3, serviceAction: 0x0c, usage: [0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, C] }, // REPORT SUPPORTED OPERATION CODES
   { opcode: 0xa8, usage: rw12(0xa8, 0xf8) }, // READ (12)

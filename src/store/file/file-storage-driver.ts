@@ -6,12 +6,15 @@ import { DisklessError, isDisklessError } from '../../errors/index.js';
 import type { BlockDevice } from '../block-device.js';
 import type { CreateVolumeOptions, OpenVolumeOptions, ScrubReport, StorageDriver, StorageDriverCapabilities, VolumeInfo, VolumeOrigin } from '../storage-driver.js';
 import { assertVolumeName } from '../volume-name.js';
-import { FileBlockDevice } from './file-block-device.js';
+import { FileBlockDevice, type WarnLog } from './file-block-device.js';
+import { blockAllocation } from './block-allocation.js';
 
 /** Options of `new FileStorageDriver(...)`. */
 export interface FileStorageDriverOptions {
   /** The server's data directory (config `server.dataDir`); volumes live in `<dataDir>/volumes`. */
   readonly dataDir: string;
+  /** Where an opened volume says why unmap is off (a file system that cannot punch holes). */
+  readonly log?: WarnLog;
 }
 
 /** Version of the metadata sidecar format (docs: `<name>.json` beside `<name>.img`). */
@@ -36,9 +39,11 @@ interface VolumeMetadata {
 /**
  * The first storage driver: each volume is a sparse file `<dataDir>/volumes/<name>.img` plus
  * a small JSON sidecar `<name>.json`. Supports create (empty or imported from a raw image),
- * list, exists, info, open, destroy. Does NOT support snapshots, clones, rollback, send/
- * receive, scrub or unmap: those throw STORE_UNSUPPORTED and `capabilities` says so; the
- * storage-engine issue brings a driver that does.
+ * list, exists, info, open, destroy, and unmap (thin provisioning: holes punched in the
+ * image, `FileBlockDevice`). Does NOT support snapshots, clones, rollback, send/receive or
+ * scrub: those throw STORE_UNSUPPORTED and `capabilities` says so; the storage-engine issue
+ * brings a driver that does. `capabilities.unmap` says the native hole-punching code is
+ * there; each opened device's `capabilities.unmap` says whether its file system takes it.
  *
  * Crash safety: create builds the image and sidecar under hidden temporary names, syncs
  * them, renames the image then the sidecar (the commit point) and syncs the directory;
@@ -46,12 +51,14 @@ interface VolumeMetadata {
  */
 export class FileStorageDriver implements StorageDriver {
   readonly name = 'file';
-  readonly capabilities: StorageDriverCapabilities = { snapshots: false, clones: false, rollback: false, sendReceive: false, scrub: false, unmap: false };
+  readonly capabilities: StorageDriverCapabilities = { snapshots: false, clones: false, rollback: false, sendReceive: false, scrub: false, unmap: blockAllocation() !== undefined };
   /** `<dataDir>/volumes`. */
   readonly directory: string;
+  private readonly log: WarnLog | undefined;
 
   constructor(options: FileStorageDriverOptions) {
     this.directory = join(options.dataDir, 'volumes');
+    this.log = options.log;
   }
 
   async create(name: string, options: CreateVolumeOptions): Promise<VolumeInfo> {
@@ -162,7 +169,7 @@ export class FileStorageDriver implements StorageDriver {
     const meta = await this.readMeta(name);
     const readOnly = options.readOnly ?? false;
     const fh = await this.fsCall('open', name, () => open(this.imagePath(name), readOnly ? 'r' : 'r+'));
-    return new FileBlockDevice(fh, meta.size, meta.blockSize, readOnly, name);
+    return new FileBlockDevice(fh, meta.size, meta.blockSize, readOnly, name, this.log ? { log: this.log } : {});
   }
 
   async destroy(name: string): Promise<void> {

@@ -115,6 +115,7 @@ export const VpdPage = {
   deviceIdentification: 0x83,
   blockLimits: 0xb0,
   blockDeviceCharacteristics: 0xb1,
+  logicalBlockProvisioning: 0xb2,
 } as const;
 
 /** Mode page codes (SPC-4 §7.5, SBC-3 §6.5). */

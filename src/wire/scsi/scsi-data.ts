@@ -1,6 +1,6 @@
 /**
  * Parameter data the target returns (pure builders): standard INQUIRY and VPD pages
- * 00h/80h/83h/B0h/B1h (SPC-4 §6.4, §7.8; SBC-3 §6.6), READ CAPACITY 10/16 (SBC-3 §5.15-16),
+ * 00h/80h/83h/B0h/B1h/B2h (SPC-4 §6.4, §7.8; SBC-3 §6.6), READ CAPACITY 10/16 (SBC-3 §5.15-16),
  * REPORT LUNS (SPC-4 §6.33), MODE SENSE 6/10 with the caching and control pages
  * (SPC-4 §7.5, SBC-3 §6.5). Callers truncate to the allocation length.
  */
@@ -40,13 +40,35 @@ export interface UnitGeometry {
   readonly maxCompareAndWriteBlocks?: number;
   /** Largest WRITE SAME in blocks (VPD B0h); WRITE SAME of 0 blocks is refused (WSNZ). */
   readonly maxWriteSameBlocks?: number;
+  /**
+   * Logical block provisioning (SBC-3 §4.7): present when the unit is thin provisioned (UNMAP,
+   * WRITE SAME with UNMAP, GET LBA STATUS; unmapped blocks read as zeros). READ CAPACITY 16
+   * then says LBPME=1 LBPRZ=1, VPD B2h exists and VPD B0h carries these limits. Absent: fully
+   * provisioned.
+   */
+  readonly provisioning?: ProvisioningLimits;
+}
+
+/** The unmap limits of a thin-provisioned unit (VPD B0h). */
+export interface ProvisioningLimits {
+  /** MAXIMUM UNMAP LBA COUNT: blocks one UNMAP may name in total. */
+  readonly maxUnmapBlocks: number;
+  /** MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT. */
+  readonly maxUnmapDescriptors: number;
+  /** OPTIMAL UNMAP GRANULARITY in blocks (the backing store frees whole multiples of it, aligned to LBA 0). */
+  readonly unmapGranularity: number;
 }
 
 /** SPC-4 version descriptors (SPC-4 §6.4.2 table 142): SAM-5, iSCSI (no version), SPC-4, SBC-3. */
 const VERSION_DESCRIPTORS = [0x00a0, 0x0960, 0x0460, 0x04c0];
 const STANDARD_INQUIRY_LENGTH = 96;
-/** The VPD pages this target implements, in ascending order (SPC-4 §7.8.13). */
-export const SUPPORTED_VPD_PAGES = [VpdPage.supportedPages, VpdPage.unitSerialNumber, VpdPage.deviceIdentification, VpdPage.blockLimits, VpdPage.blockDeviceCharacteristics];
+/** The VPD pages this target implements, in ascending order (SPC-4 §7.8.13); B2h only on thin-provisioned units. */
+export const SUPPORTED_VPD_PAGES = [VpdPage.supportedPages, VpdPage.unitSerialNumber, VpdPage.deviceIdentification, VpdPage.blockLimits, VpdPage.blockDeviceCharacteristics, VpdPage.logicalBlockProvisioning];
+
+/** The VPD pages a unit with this geometry answers. */
+export function supportedVpdPages(geo: UnitGeometry): number[] {
+  return SUPPORTED_VPD_PAGES.filter((p) => p !== VpdPage.logicalBlockProvisioning || geo.provisioning !== undefined);
+}
 
 function ascii(s: string, len: number): Buffer {
   return Buffer.from(s.replace(/[^\x20-\x7e]/g, ' ').padEnd(len, ' ').slice(0, len), 'ascii');
@@ -110,7 +132,7 @@ function nameString(s: string): Buffer {
 export function vpdPage(page: number, id: UnitIdentity, geo: UnitGeometry): Buffer | null {
   switch (page) {
     case VpdPage.supportedPages:
-      return vpd(page, Buffer.from(SUPPORTED_VPD_PAGES));
+      return vpd(page, Buffer.from(supportedVpdPages(geo)));
     case VpdPage.unitSerialNumber:
       return vpd(page, Buffer.from(id.serial.replace(/[^\x20-\x7e]/g, '?'), 'ascii'));
     case VpdPage.deviceIdentification: {
@@ -140,7 +162,22 @@ export function vpdPage(page: number, id: UnitIdentity, geo: UnitGeometry): Buff
         b.writeBigUInt64BE(BigInt(geo.maxWriteSameBlocks), 32); // MAXIMUM WRITE SAME LENGTH (page bytes 36-43)
       }
       b[1] = Math.min(255, geo.maxCompareAndWriteBlocks ?? 0); // MAXIMUM COMPARE AND WRITE LENGTH
-      return vpd(page, b); // unmap counts stay 0: no UNMAP
+      const p = geo.provisioning;
+      if (p) {
+        b.writeUInt32BE(p.maxUnmapBlocks, 16); // MAXIMUM UNMAP LBA COUNT (page bytes 20-23)
+        b.writeUInt32BE(p.maxUnmapDescriptors, 20); // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT (24-27)
+        b.writeUInt32BE(p.unmapGranularity, 24); // OPTIMAL UNMAP GRANULARITY (28-31)
+        b.writeUInt32BE(0x80000000, 28); // UGAVALID=1, UNMAP GRANULARITY ALIGNMENT 0 (32-35)
+      } // fully provisioned: the unmap counts stay 0 (no UNMAP)
+      return vpd(page, b);
+    }
+    case VpdPage.logicalBlockProvisioning: {
+      if (!geo.provisioning) return null;
+      const b = Buffer.alloc(4);
+      b[0] = 0; // THRESHOLD EXPONENT: no provisioning thresholds
+      b[1] = 0x80 | 0x40 | 0x20 | 0x04; // LBPU, LBPWS, LBPWS10, LBPRZ; ANC_SUP=0 (no anchored blocks), DP=0
+      b[2] = 0x02; // PROVISIONING TYPE: thin provisioned
+      return vpd(page, b);
     }
     case VpdPage.blockDeviceCharacteristics: {
       const b = Buffer.alloc(0x3c);
@@ -161,12 +198,13 @@ export function readCapacity10(geo: UnitGeometry): Buffer {
   return b;
 }
 
-/** READ CAPACITY (16) parameter data, 32 bytes; no protection, no thin provisioning (LBPME = 0). */
+/** READ CAPACITY (16) parameter data, 32 bytes; no protection; LBPME=1 LBPRZ=1 when thin provisioned. */
 export function readCapacity16(geo: UnitGeometry): Buffer {
   const b = Buffer.alloc(32);
   b.writeBigUInt64BE(geo.blocks - 1n, 0);
   b.writeUInt32BE(geo.blockSize, 8);
   b[13] = Math.max(0, Math.round(Math.log2(geo.physicalBlockSize / geo.blockSize))) & 0x0f; // LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
+  if (geo.provisioning) b[14] = 0x80 | 0x40; // LBPME, LBPRZ (LOWEST ALIGNED LOGICAL BLOCK ADDRESS 0)
   return b;
 }
 
