@@ -99,7 +99,9 @@ test('thin unit: READ CAPACITY 16 says LBPME=1 LBPRZ=1; VPD 00h lists B2h; B2h a
   assert.equal(b0.readUInt32BE(24), 1024, 'MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT');
   assert.equal(b0.readUInt32BE(28), 8, 'OPTIMAL UNMAP GRANULARITY: 4 KiB');
   assert.equal(b0.readUInt32BE(32), 0x80000000, 'UGAVALID, alignment 0');
-  assert.equal(b0.readBigUInt64BE(36), BigInt((1024 * 1024 * 1024) / 512), 'MAXIMUM WRITE SAME LENGTH');
+  assert.equal(b0.readBigUInt64BE(36), BigInt((16 * 1024 * 1024) / 512), 'MAXIMUM WRITE SAME LENGTH');
+  assert.equal(b0.readUInt16BE(6), 8, 'OPTIMAL TRANSFER LENGTH GRANULARITY: 4 KiB');
+  assert.equal(rc16[13], 0, 'physical block = logical block: GET LBA STATUS descriptors start at any LBA');
   const rsoc = (await exec(unit.plan(cdb('a30c029e001200000100')))).data!;
   assert.equal(rsoc[1]! & 7, 3, 'GET LBA STATUS supported');
 });
@@ -168,7 +170,7 @@ test('UNMAP parameter list checks: length error, LBA out of range (nothing unmap
   assert.deepEqual([senseOf(await unmap(ro, [{ lba: 0n, blocks: 1 }])).key, senseOf(await unmap(ro, [{ lba: 0n, blocks: 1 }])).asc], [7, 0x27]);
 });
 
-test('MAXIMUM UNMAP LBA COUNT is enforced over the sum of the descriptors', async (t) => {
+test('MAXIMUM UNMAP LBA COUNT is enforced over the sum of the descriptors; MAXIMUM WRITE SAME LENGTH over one WRITE SAME', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dl-thin-big-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const store = new FileStorageDriver({ dataDir: dir });
@@ -180,6 +182,9 @@ test('MAXIMUM UNMAP LBA COUNT is enforced over the sum of the descriptors', asyn
   const over = senseOf(await unmap(unit, [{ lba: 0n, blocks: max }, { lba: BigInt(max), blocks: 1 }]));
   assert.deepEqual([over.asc, over.field], [0x26, { inCdb: false, byte: 8 + 16 + 8 }], 'the block count that crosses the limit');
   assert.equal((await unmap(unit, [{ lba: 0n, blocks: max }])).status, 0, 'exactly the limit is fine');
+  const tooLong = senseOf(await exec(unit.plan(cdb('93080000000000000000000100000000')), [Buffer.alloc(512)]));
+  assert.deepEqual([tooLong.asc, tooLong.field], [0x24, { inCdb: true, byte: 10 }], 'WRITE SAME UNMAP of 65536 blocks exceeds MAXIMUM WRITE SAME LENGTH (32768)');
+  assert.equal((await exec(unit.plan(cdb('93080000000000000000000080000000')), [Buffer.alloc(512)])).status, 0, '32768 blocks are fine');
 });
 
 test('WRITE SAME with UNMAP: a zero block (or NDOB) deallocates, other data is written; ANCHOR is refused', async (t) => {
@@ -200,6 +205,11 @@ test('WRITE SAME with UNMAP: a zero block (or NDOB) deallocates, other data is w
   assert.equal((await device.read(192 * 512, 8 * 512)).every((b) => b === 0x7e), true);
   const anchored = senseOf(await exec(unit.plan(cdb('41180000000000000100')), [Buffer.alloc(512)]));
   assert.deepEqual([anchored.asc, anchored.field], [0x24, { inCdb: true, byte: 1, bit: 4 }]);
+  const sized = (edtl: number) => exec(unit.plan(cdb('41080000000000000100'), edtl), [Buffer.alloc(edtl)]);
+  assert.equal(senseOf(await sized(256)).asc, 0x24, 'Data-Out smaller than a block');
+  assert.equal(senseOf(await sized(1024)).asc, 0x24, 'Data-Out larger than a block');
+  assert.equal((await sized(512)).status, 0);
+  assert.equal(senseOf(await exec(unit.plan(cdb('93090000000000000000000000010000'), 512))).asc, 0x24, 'NDOB with Data-Out');
   const beyond = senseOf(await exec(unit.plan(cdb(`9308${(BLOCKS - 4).toString(16).padStart(16, '0')}00000008`)), [Buffer.alloc(512)]));
   assert.equal(beyond.asc, 0x21);
 });

@@ -42,7 +42,13 @@ export type CommandPlan =
 
 /** Largest READ/WRITE accepted, in bytes (one buffer per command is allocated for it). */
 export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
-/** The physical block size reported (page-cache pages). */
+/**
+ * The preferred I/O and unmap granularity (page-cache pages, file-system blocks): VPD B0h
+ * OPTIMAL TRANSFER LENGTH GRANULARITY and OPTIMAL UNMAP GRANULARITY. READ CAPACITY 16 reports
+ * physical block = logical block (exponent 0): a GET LBA STATUS descriptor must start at the
+ * requested LBA, and libiscsi's GetLBAStatus.UnmapSingle then expects it at LBA + 2^exponent,
+ * which only agrees when the exponent is 0. Linux takes its io_min hint from B0h anyway.
+ */
 const PHYSICAL_BLOCK = 4096;
 
 /** Vendor/product strings of the target. */
@@ -89,8 +95,13 @@ const RESERVATION_CONFLICT: ScsiResult = { status: ScsiStatus.reservationConflic
 
 /** Largest COMPARE AND WRITE, in blocks (VPD B0h). */
 const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
-/** Largest WRITE SAME, in bytes of medium (VPD B0h, in blocks). */
-const MAX_WRITE_SAME_BYTES = 1024 * 1024 * 1024;
+/**
+ * Largest WRITE SAME, in bytes of medium (VPD B0h MAXIMUM WRITE SAME LENGTH, in blocks): 16 MiB
+ * written (or unmapped) under one range lock. libiscsi's WriteSame16.Unmap, when the limit
+ * allows 65536 blocks, first writes them with one 32 MiB WRITE (16), beyond MAX_TRANSFER_BYTES;
+ * below it, it checks that 65536 blocks are refused.
+ */
+const MAX_WRITE_SAME_BYTES = 16 * 1024 * 1024;
 /** WRITE SAME writes its range in pieces of this size. */
 const WRITE_SAME_CHUNK = 1024 * 1024;
 /** Largest UNMAP, in bytes of medium summed over its descriptors (VPD B0h MAXIMUM UNMAP LBA COUNT; libiscsi wants <= 2^20 blocks). */
@@ -179,7 +190,8 @@ export class LogicalUnit {
       readOnly: ro,
       volatileWriteCache: device.capabilities.volatileWriteCache,
       maxTransferBlocks: MAX_TRANSFER_BYTES / device.blockSize,
-      physicalBlockSize: Math.max(PHYSICAL_BLOCK, device.blockSize),
+      physicalBlockSize: device.blockSize,
+      ioGranularity: Math.max(PHYSICAL_BLOCK, device.blockSize),
       maxCompareAndWriteBlocks: MAX_COMPARE_AND_WRITE_BLOCKS,
       maxWriteSameBlocks: MAX_WRITE_SAME_BYTES / device.blockSize,
       // Thin provisioning when the device can free blocks (file volumes: holes punched; they read as zeros).
@@ -299,6 +311,8 @@ export class LogicalUnit {
         if (cdb.blocks === 0 && (expectedDataTransferLength ?? 0) > 0) return this.fail(SenseKey.illegalRequest, Asc.invalidFieldInCdb, { field: { inCdb: true, byte: 13 } });
         return this.compareAndWrite(cdb.lba, cdb.blocks, cdb.fua);
       case 'writeSame':
+        // The Data-Out buffer is exactly one logical block (none with NDOB); an initiator announcing another size is refused (libiscsi WriteSame*.InvalidDataOutSize).
+        if (expectedDataTransferLength !== undefined && expectedDataTransferLength !== (cdb.noDataOut ? 0 : g.blockSize)) return this.fail(SenseKey.illegalRequest, Asc.invalidFieldInCdb);
         return this.writeSame(cdb.lba, cdb.blocks, cdb.unmap, cdb.anchor, cdb.noDataOut, cdbBytes[0] === 0x41 ? 7 : 10);
       case 'reportSupportedOpcodes': {
         const data = reportSupportedOpcodes(SUPPORTED_COMMANDS.filter((c) => c.available?.(this.device) ?? true), cdb);

@@ -34,8 +34,10 @@ export interface UnitGeometry {
   readonly volatileWriteCache: boolean;
   /** Largest READ/WRITE in blocks (VPD B0h). */
   readonly maxTransferBlocks: number;
-  /** Preferred I/O size in bytes (physical block), a power-of-two multiple of blockSize. */
+  /** Physical block size in bytes (READ CAPACITY 16 exponent), a power-of-two multiple of blockSize. */
   readonly physicalBlockSize: number;
+  /** Preferred I/O granularity in bytes (VPD B0h OPTIMAL TRANSFER LENGTH GRANULARITY); default physicalBlockSize. */
+  readonly ioGranularity?: number;
   /** Largest COMPARE AND WRITE in blocks (VPD B0h byte 5, at most 255); 0 = not supported. */
   readonly maxCompareAndWriteBlocks?: number;
   /** Largest WRITE SAME in blocks (VPD B0h); WRITE SAME of 0 blocks is refused (WSNZ). */
@@ -153,7 +155,7 @@ export function vpdPage(page: number, id: UnitIdentity, geo: UnitGeometry): Buff
     }
     case VpdPage.blockLimits: {
       const b = Buffer.alloc(0x3c);
-      const granularity = Math.max(1, geo.physicalBlockSize / geo.blockSize);
+      const granularity = Math.max(1, (geo.ioGranularity ?? geo.physicalBlockSize) / geo.blockSize);
       b.writeUInt16BE(granularity, 2); // OPTIMAL TRANSFER LENGTH GRANULARITY
       b.writeUInt32BE(geo.maxTransferBlocks, 4); // MAXIMUM TRANSFER LENGTH
       b.writeUInt32BE(geo.maxTransferBlocks, 8); // OPTIMAL TRANSFER LENGTH
