@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isDisklessError } from '../../errors/index.js';
+import type { ReadBufferSource } from './read-buffer-pool.js';
 import type { BlockDevice } from '../../store/block-device.js';
 import { decodeCdb, type Cdb } from '../../wire/scsi/cdb.js';
 import { checkCondition } from '../../wire/scsi/sense.js';
@@ -181,6 +182,8 @@ export class LogicalUnit {
     readonly readOnly: boolean,
     readonly identity: UnitIdentity,
     readonly nexus: UnitNexus = {},
+    /** Where READ buffers come from (the server's ReadBufferPool; plain allocation by default). */
+    private readonly readBuffers?: ReadBufferSource,
   ) {
     this.lun = nexus.lun ?? 0;
     const ro = readOnly || device.readOnly;
@@ -264,7 +267,7 @@ export class LogicalUnit {
             kind: 'dataIn',
             run: () =>
               this.guard(async () => {
-                const buf = Buffer.allocUnsafe(bytes);
+                const buf = this.readBuffers ? this.readBuffers.acquire(bytes) : Buffer.allocUnsafe(bytes);
                 await this.device.readInto(offset, buf);
                 return { status: ScsiStatus.good, data: buf };
               }),
