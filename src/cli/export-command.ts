@@ -10,7 +10,7 @@ import { Metrics } from '../observe/metrics.js';
 import { IscsiServer } from '../services/iscsi/iscsi-server.js';
 import { StaticTargetResolver } from '../services/iscsi/static-target-resolver.js';
 import type { ChapCredentials } from '../services/iscsi/target-resolver.js';
-import { FileBlockDevice } from '../store/file/file-block-device.js';
+import { FileBlockDevice, type WarnLog } from '../store/file/file-block-device.js';
 import { attachReservationFile } from '../services/iscsi/unit-state.js';
 
 /** Everything `diskless export iscsi` needs, parsed and checked. */
@@ -127,7 +127,7 @@ async function deviceSize(file: string): Promise<number> {
  * Opens FILE as a block device: the whole file, rounded down to whole blocks. A missing file,
  * an empty one or one smaller than a block is a USAGE error naming it.
  */
-export async function openExportDevice(file: string, readOnly: boolean, blockSize: number): Promise<FileBlockDevice> {
+export async function openExportDevice(file: string, readOnly: boolean, blockSize: number, log?: WarnLog): Promise<FileBlockDevice> {
   let size: number;
   try {
     size = await deviceSize(file);
@@ -143,7 +143,7 @@ export async function openExportDevice(file: string, readOnly: boolean, blockSiz
   } catch (err) {
     throw new DisklessError('USAGE', `argument FILE: cannot open ${JSON.stringify(file)} ${readOnly ? 'read-only' : 'read-write'} (${(err as NodeJS.ErrnoException).code ?? ''}); allowed: a file this user can ${readOnly ? 'read' : 'read and write (or pass --read-only)'}`, { field: 'FILE', value: file, allowed: 'accessible file' }, { cause: err });
   }
-  return new FileBlockDevice(handle, usable, blockSize, readOnly, file);
+  return new FileBlockDevice(handle, usable, blockSize, readOnly, file, log ? { log } : {}); // log: why unmap (thin provisioning) is off, if it is
 }
 
 /**
@@ -151,7 +151,8 @@ export async function openExportDevice(file: string, readOnly: boolean, blockSiz
  * Prints `listening on IP:PORT` (the bound port, useful with port 0) once it accepts logins.
  */
 export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  const device = await openExportDevice(o.file, o.readOnly, o.blockSize);
+  const log = createLogger({ level: o.logLevel });
+  const device = await openExportDevice(o.file, o.readOnly, o.blockSize, log);
   const reservations = o.reservations ?? ((await stat(o.file)).isFile() ? `${o.file}.reservations.json` : undefined);
   try {
     if (reservations !== undefined) await attachReservationFile(device, reservations);
@@ -159,7 +160,6 @@ export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, ou
     await device.close();
     throw err;
   }
-  const log = createLogger({ level: o.logLevel });
   const server = new IscsiServer({
     address: o.address,
     port: o.port,
@@ -172,7 +172,7 @@ export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, ou
   try {
     await server.start();
     const host = o.address.includes(':') ? `[${o.address}]` : o.address;
-    out.write(`exporting ${o.file} (${device.size} bytes, ${o.blockSize}-byte blocks${o.readOnly ? ', read-only' : ''}) as ${o.iqn} LUN ${o.lun}${o.chap ? ', CHAP' : ''}${o.mutualChap ? ' + mutual' : ''}\nlistening on ${host}:${server.port}\n`);
+    out.write(`exporting ${o.file} (${device.size} bytes, ${o.blockSize}-byte blocks${o.readOnly ? ', read-only' : ''}${device.capabilities.unmap ? ', thin provisioned' : ''}) as ${o.iqn} LUN ${o.lun}${o.chap ? ', CHAP' : ''}${o.mutualChap ? ' + mutual' : ''}\nlistening on ${host}:${server.port}\n`);
     if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     out.write('stopping\n');
   } finally {

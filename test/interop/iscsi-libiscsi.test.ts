@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -97,12 +97,25 @@ test('iscsi-inq: standard INQUIRY and VPD pages 80h/83h', async () => {
   assert.match(ids.out, /Designator Type:\(3\) NAA/);
 });
 
-test('iscsi-readcapacity16 reports 64 MiB in 512-byte blocks, no thin provisioning', async () => {
+test('iscsi-readcapacity16 reports 64 MiB in 512-byte blocks, thin provisioned (LBPME=1, unmapped blocks read as zeros)', async () => {
   const r = await tool('iscsi-readcapacity16', [url(RW)]);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /RETURNED LOGICAL BLOCK ADDRESS:131071/);
-  assert.match(r.out, /LBPME:0/);
+  assert.match(r.out, /LBPME:1 LBPRZ:1/);
   assert.match(r.out, /Total size:67108864/);
+});
+
+test('qemu-io discard goes out as UNMAP: the range reads as zeros and the volume file frees its blocks', async () => {
+  const image = join(dir, 'volumes', 'rw.img');
+  const w = await tool('qemu-io', ['-f', 'raw', '-c', 'write -P 0x3c 16M 4M', '-c', 'flush', url(RW)]);
+  assert.equal(w.code, 0, w.out);
+  const before = (await stat(image)).blocks * 512;
+  const r = await tool('qemu-io', ['-f', 'raw', '-c', 'discard 17M 2M', '-c', 'read -P 0 17M 2M', '-c', 'read -P 0x3c 16M 1M', '-c', 'read -P 0x3c 19M 1M', url(RW)]);
+  assert.equal(r.code, 0, r.out);
+  assert.doesNotMatch(r.out, /Pattern verification failed|error/i);
+  assert.match(r.out, /discard 2097152\/2097152 bytes at offset 17825792/);
+  const after = (await stat(image)).blocks * 512;
+  assert.ok(before - after >= 2 * 1024 * 1024, `2 MiB freed in the image: ${before} -> ${after}`);
 });
 
 test('qemu-io writes patterns through R2T and reads them back; the bytes land in the volume', async () => {
