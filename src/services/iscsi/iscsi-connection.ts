@@ -1,7 +1,8 @@
 /**
  * One iSCSI connection (= one session: MaxConnections is 1): frames PDUs off the socket,
  * drives the login state machine, then runs the full feature phase — CmdSN/ExpCmdSN/
- * MaxCmdSN and StatSN bookkeeping (RFC 7143 §4.2.2), SCSI commands against the LUN with
+ * MaxCmdSN and StatSN bookkeeping (RFC 7143 §4.2.2; commands delivered in CmdSN order, MaxCmdSN
+ * from the queue depth), SCSI commands against the LUN with
  * Data-In (status in the last PDU), writes with immediate data, unsolicited Data-Out and
  * R2T, several outstanding at once (write-task.ts), NOP-Out/NOP-In both ways (target pings on an idle connection and
  * drops it when nothing comes back), Text (SendTargets), Logout, Async Message (logout
@@ -14,7 +15,7 @@ import type { Logger } from '../../observe/logger.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { isDisklessError } from '../../errors/index.js';
 import { IscsiOpcode, LogoutReason, LogoutResponseCode, RejectReason, RESERVED_TAG, TaskFunction, TaskResponse } from '../../wire/iscsi/iscsi-constants.js';
-import { bhsItt, parsePdu, type IscsiPdu, type LogoutRequest, type NopOut, type ScsiCommand, type TargetPdu, type TaskManagementRequest, type TextRequest } from '../../wire/iscsi/iscsi-pdu.js';
+import { bhsItt, parsePdu, type DataOut, type IscsiPdu, type LogoutRequest, type NopOut, type ScsiCommand, type TargetPdu, type TaskManagementRequest, type TextRequest } from '../../wire/iscsi/iscsi-pdu.js';
 import { encodePdu, NO_DIGESTS, PduReader, type DigestOptions } from '../../wire/iscsi/pdu-framing.js';
 import { Crc32c } from '../../wire/iscsi/crc32c.js';
 import { decodeTextKeys, type TextPair } from '../../wire/iscsi/text-keys.js';
@@ -69,6 +70,19 @@ interface Task {
   running?: Promise<void>;
 }
 
+/** PDUs that carry a CmdSN and are delivered in CmdSN order unless immediate (§3.2.2.1). */
+type OrderedPdu = ScsiCommand | NopOut | TextRequest | LogoutRequest | TaskManagementRequest;
+
+/** A non-immediate PDU that arrived ahead of ExpCmdSN, waiting for the gap before it to fill. */
+interface Held {
+  /** null: a CmdSN counted as received with nothing to run (an aborted command, §11.5.1). */
+  pdu: OrderedPdu | null;
+  readonly bhs: Buffer;
+  /** Data-Out that came for a held command (unsolicited data), or the reason one was lost. */
+  readonly dataOut: Array<DataOut | string>;
+  dataOutBytes: number;
+}
+
 const M = { dropped: 'diskless_iscsi_dropped_total', rejects: 'diskless_iscsi_rejects_total', commands: 'diskless_iscsi_commands_total', logins: 'diskless_iscsi_logins_total', readBytes: 'diskless_iscsi_read_bytes_total', writtenBytes: 'diskless_iscsi_written_bytes_total' } as const;
 
 /** Serial number arithmetic on 32-bit sequence numbers (RFC 1982, RFC 7143 §4.2.2.1). */
@@ -83,8 +97,10 @@ export class IscsiConnection {
   private unit: LogicalUnit | null = null;
   private statSN = 0;
   private expCmdSN = 0;
-  /** CmdSNs received ahead of ExpCmdSN (commands are executed on arrival: all tasks are SIMPLE). */
-  private readonly ahead = new Set<number>();
+  /** Non-immediate PDUs received ahead of ExpCmdSN, by CmdSN: delivered in order once the gap fills. */
+  private readonly held = new Map<number, Held>();
+  /** The highest MaxCmdSN sent: initiators never lower theirs (§4.2.2.1), so CmdSNs up to it stay valid. */
+  private maxCmdSNSent = 0;
   private readonly writes = new Map<number, WriteTask>();
   /** Tasks by ITT: every SCSI command until its status is sent or it is aborted. */
   private readonly tasks = new Map<number, Task>();
@@ -203,26 +219,13 @@ export class IscsiConnection {
     }
     switch (pdu.opcode) {
       case IscsiOpcode.scsiCommand:
-        return this.onCommand(pdu);
-      case IscsiOpcode.dataOut: {
-        const task = this.writes.get(pdu.itt);
-        if (!task) {
-          // An aborted task's Data-Out may still be on its way (§11.5.1): discarded.
-          this.ctx.metrics.inc(M.dropped, { reason: 'data-out-unknown-task' });
-          return;
-        }
-        const problem = task.receive(pdu);
-        if (problem) return this.failWrite(pdu.itt, problem);
-        return this.advanceWrite(task);
-      }
       case IscsiOpcode.nopOut:
-        return this.onNopOut(pdu);
       case IscsiOpcode.textRequest:
-        return this.onText(pdu);
       case IscsiOpcode.logoutRequest:
-        return this.onLogout(pdu);
       case IscsiOpcode.taskManagementRequest:
-        return this.onTaskManagement(pdu);
+        return this.ordered(pdu, raw.bhs);
+      case IscsiOpcode.dataOut:
+        return this.onDataOut(pdu);
       case IscsiOpcode.loginRequest:
         return this.reject(raw.bhs, RejectReason.protocolError, 'login-in-full-feature');
       default:
@@ -236,6 +239,7 @@ export class IscsiConnection {
     this.session = s;
     this.statSN = s.nextStatSN;
     this.expCmdSN = s.expCmdSN;
+    this.maxCmdSNSent = (s.expCmdSN + this.ctx.login.commandWindow - 1) >>> 0; // what the final login response said
     this.reader.maxDataSegmentLength = s.parameters.targetMaxRecvDataSegmentLength;
     // Digests start with the first PDU after the final login response (§13.1).
     this.digests = { header: s.parameters.headerDigest, data: s.parameters.dataDigest };
@@ -249,21 +253,98 @@ export class IscsiConnection {
     this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, tsih: s.tsih, headerDigest: this.digests.header, dataDigest: this.digests.data }, 'iscsi session established');
   }
 
-  /** Accounts a non-immediate PDU's CmdSN; false when it is outside the window and must be ignored (§4.2.2.1). */
-  private acceptCmdSN(immediate: boolean, cmdSN: number): boolean {
-    if (immediate) return true;
-    const max = this.maxCmdSN();
-    if (snLess(cmdSN, this.expCmdSN) || snLess(max, cmdSN)) {
-      this.ctx.metrics.inc(M.dropped, { reason: 'cmdsn-out-of-window' });
-      return false;
+  /**
+   * Command ordering (§3.2.2.1, §4.2.2.1): immediate PDUs run at once; a non-immediate one runs
+   * when its CmdSN is ExpCmdSN, then whatever waited behind it, in CmdSN order. One that comes
+   * ahead of a gap is held until the gap fills (at most a window's worth: only CmdSNs in
+   * [ExpCmdSN, MaxCmdSN] are taken); outside the window, or a CmdSN already held, it is
+   * dropped silently and counted.
+   */
+  private ordered(pdu: OrderedPdu, bhs: Buffer): void | Promise<void> {
+    if (!pdu.immediate) {
+      const sn = pdu.cmdSN;
+      if (snLess(sn, this.expCmdSN) || snLess(this.maxCmdSNSent, sn)) {
+        this.ctx.metrics.inc(M.dropped, { reason: 'cmdsn-out-of-window' });
+        return;
+      }
+      if (sn !== this.expCmdSN) {
+        if (this.held.has(sn)) this.ctx.metrics.inc(M.dropped, { reason: 'cmdsn-duplicate' });
+        else this.held.set(sn, { pdu, bhs, dataOut: [], dataOutBytes: 0 });
+        return;
+      }
+      this.expCmdSN = (sn + 1) >>> 0;
     }
-    this.ahead.add(cmdSN);
-    while (this.ahead.delete(this.expCmdSN)) this.expCmdSN = (this.expCmdSN + 1) >>> 0;
-    return true;
+    const done = this.dispatch(pdu);
+    if (this.held.size === 0) return done;
+    return done ? done.then(() => this.deliverHeld()) : this.deliverHeld();
   }
 
+  private dispatch(pdu: OrderedPdu): void | Promise<void> {
+    switch (pdu.opcode) {
+      case IscsiOpcode.scsiCommand:
+        return this.onCommand(pdu);
+      case IscsiOpcode.nopOut:
+        return this.onNopOut(pdu);
+      case IscsiOpcode.textRequest:
+        return this.onText(pdu);
+      case IscsiOpcode.logoutRequest:
+        return this.onLogout(pdu);
+      case IscsiOpcode.taskManagementRequest:
+        return this.onTaskManagement(pdu);
+    }
+  }
+
+  /** Runs the held PDUs the gap no longer blocks, in CmdSN order, each followed by the Data-Out that came for it. */
+  private async deliverHeld(): Promise<void> {
+    for (let h = this.held.get(this.expCmdSN); h && !this.closed; h = this.held.get(this.expCmdSN)) {
+      this.held.delete(this.expCmdSN);
+      this.expCmdSN = (this.expCmdSN + 1) >>> 0;
+      if (!h.pdu) continue;
+      this.currentBhs = h.bhs;
+      await this.dispatch(h.pdu);
+      for (const d of h.dataOut) {
+        if (typeof d === 'string') this.failWrite(h.pdu.itt, d);
+        else this.onDataOut(d);
+      }
+    }
+  }
+
+  /** The held SCSI command with this ITT, if any. */
+  private heldCommand(itt: number): Held | undefined {
+    for (const h of this.held.values()) if (h.pdu?.opcode === IscsiOpcode.scsiCommand && h.pdu.itt === itt) return h;
+    return undefined;
+  }
+
+  private onDataOut(pdu: DataOut): void {
+    const task = this.writes.get(pdu.itt);
+    if (!task) {
+      const h = this.heldCommand(pdu.itt);
+      if (h) {
+        // Unsolicited Data-Out of a command held behind a CmdSN gap: kept for it (at most FirstBurstLength).
+        h.dataOutBytes += pdu.data.length;
+        h.dataOut.push(h.dataOutBytes > this.session!.parameters.firstBurstLength ? 'data-out-unsolicited-overrun' : pdu);
+        return;
+      }
+      // An aborted task's Data-Out may still be on its way (§11.5.1): discarded.
+      this.ctx.metrics.inc(M.dropped, { reason: 'data-out-unknown-task' });
+      return;
+    }
+    const problem = task.receive(pdu);
+    if (problem) return this.failWrite(pdu.itt, problem);
+    return this.advanceWrite(task);
+  }
+
+  /**
+   * MaxCmdSN from the queue depth (`commandWindow`): ExpCmdSN + (depth - commands outstanding)
+   * - 1, so the window closes as commands pile up and reopens as they complete; never below
+   * ExpCmdSN - 1 (§4.2.2.1) and never below what was already sent (initiators ignore a lower
+   * MaxCmdSN, so the target keeps honouring the old one).
+   */
   private maxCmdSN(): number {
-    return (this.expCmdSN + this.ctx.login.commandWindow - 1) >>> 0;
+    const free = this.ctx.login.commandWindow - this.tasks.size;
+    const computed = (this.expCmdSN + Math.max(free, 0) - 1) >>> 0;
+    if (snLess(this.maxCmdSNSent, computed)) this.maxCmdSNSent = computed;
+    return this.maxCmdSNSent;
   }
 
   private nextStatSN(): number {
@@ -273,7 +354,6 @@ export class IscsiConnection {
   }
 
   private onCommand(pdu: ScsiCommand): void {
-    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
     if (this.session!.type === 'discovery' || !this.unit) return this.reject(undefined, RejectReason.commandNotSupported, 'scsi-in-discovery');
     const p = this.session!.parameters;
     if (pdu.data.length > 0 && (!p.immediateData || !pdu.write || pdu.data.length > Math.min(p.firstBurstLength, pdu.expectedDataTransferLength))) {
@@ -330,6 +410,11 @@ export class IscsiConnection {
     const write = this.writes.get(itt);
     const record = this.tasks.get(itt);
     if (!write || !record) {
+      const h = this.heldCommand(itt);
+      if (h) {
+        h.dataOut.push(reason); // a held command's Data-Out was lost: it fails once delivered
+        return;
+      }
       this.ctx.metrics.inc(M.dropped, { reason: 'data-out-unknown-task' });
       return;
     }
@@ -359,13 +444,11 @@ export class IscsiConnection {
   }
 
   private onNopOut(pdu: NopOut): void {
-    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
     if (pdu.itt === RESERVED_TAG) return; // an answer to a target ping (§11.18): nothing to send (onData already cleared it)
     this.send({ opcode: IscsiOpcode.nopIn, lun: pdu.lun, itt: pdu.itt, ttt: RESERVED_TAG, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: pdu.data });
   }
 
   private async onText(pdu: TextRequest): Promise<void> {
-    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
     const s = this.session!;
     let pieces: Buffer[];
     if (pdu.ttt !== RESERVED_TAG) {
@@ -412,7 +495,6 @@ export class IscsiConnection {
   }
 
   private async onLogout(pdu: LogoutRequest): Promise<void> {
-    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
     await Promise.allSettled([...this.inFlight]);
     // One connection per session: closing the connection closes the session; its CID must be ours.
     const response =
@@ -432,7 +514,6 @@ export class IscsiConnection {
    * SET reach every session logged in to the target and leave unit attentions behind.
    */
   private onTaskManagement(pdu: TaskManagementRequest): void {
-    if (!this.acceptCmdSN(pdu.immediate, pdu.cmdSN)) return;
     const answer = (response: number, after: readonly Task[] = []) => {
       const finish = () => this.send({ opcode: IscsiOpcode.taskManagementResponse, response, itt: pdu.itt, statSN: this.nextStatSN(), expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN(), data: EMPTY });
       const running = after.map((t) => t.running).filter((r): r is Promise<void> => r !== undefined);
@@ -448,8 +529,8 @@ export class IscsiConnection {
     switch (fn) {
       case TaskFunction.abortTask: {
         const task = this.tasks.get(pdu.referencedTaskTag);
-        if (!task) return answer(TaskResponse.taskDoesNotExist);
-        return answer(TaskResponse.functionComplete, this.abortTasks((t) => t === task));
+        if (task) return answer(TaskResponse.functionComplete, this.abortTasks((t) => t === task));
+        return answer(this.abortNotStarted(pdu) ? TaskResponse.functionComplete : TaskResponse.taskDoesNotExist);
       }
       case TaskFunction.abortTaskSet:
         if (lun !== this.unit.lun) return answer(TaskResponse.lunDoesNotExist);
@@ -506,8 +587,28 @@ export class IscsiConnection {
     this.socket.end();
   }
 
-  /** Marks matching tasks aborted (no response will be sent), forgets their pending Data-Out. */
+  /**
+   * ABORT TASK of a command that has not started (§11.5.1): held behind a CmdSN gap, it is
+   * dropped and its CmdSN still counts as received; not arrived but RefCmdSN inside the window
+   * and below the TMF's CmdSN, that CmdSN counts as received (the command is ignored if it comes).
+   */
+  private abortNotStarted(pdu: TaskManagementRequest): boolean {
+    const h = this.heldCommand(pdu.referencedTaskTag);
+    if (h) {
+      h.pdu = null;
+      return true;
+    }
+    const ref = pdu.refCmdSN;
+    if (!snLess(ref, pdu.cmdSN) || snLess(ref, this.expCmdSN) || snLess(this.maxCmdSNSent, ref)) return false;
+    if (!this.held.has(ref)) this.held.set(ref, { pdu: null, bhs: EMPTY, dataOut: [], dataOutBytes: 0 });
+    return true;
+  }
+
+  /** Marks matching tasks aborted (no response will be sent), forgets their pending Data-Out; matching held commands never run. */
   private abortTasks(match: (t: Task) => boolean): Task[] {
+    for (const h of this.held.values()) {
+      if (h.pdu?.opcode === IscsiOpcode.scsiCommand && match({ itt: h.pdu.itt, lun: decodeLun(h.pdu.lun), aborted: false })) h.pdu = null;
+    }
     const out: Task[] = [];
     for (const t of this.tasks.values()) {
       if (!match(t)) continue;
@@ -617,6 +718,7 @@ export class IscsiConnection {
     this.closed = true;
     this.abortTasks(() => true);
     this.writes.clear();
+    this.held.clear();
     this.textPending.clear();
     this.unit?.release(); // an SPC-2 reservation ends with its I_T nexus
     if (this.session) this.session.binding?.release?.();
