@@ -26,6 +26,7 @@ import { LogicalUnit, unitIdentity, type CommandPlan, type ScsiResult } from './
 import { commandResponse } from './command-response.js';
 import { portalAddress, sendTargetsAnswer, splitText } from './send-targets.js';
 import { WriteTask } from './write-task.js';
+import type { ReadBufferPool } from './read-buffer-pool.js';
 import { UnitAttentionAsc, UnitAttentions } from './unit-attention.js';
 import type { AscPair } from '../../wire/scsi/scsi-constants.js';
 
@@ -45,6 +46,8 @@ export interface ConnectionContext {
   readonly acknowledgeNow?: (socket: Socket) => boolean;
   /** The digest function (hardware CRC32C when the addon has it). */
   readonly crc?: Crc32c;
+  /** READ buffers, taken back once the socket has written their Data-In (the server's pool). */
+  readonly readBuffers?: ReadBufferPool;
   /** Idle time before the target pings with a NOP-In (dead-peer detection); 0 = never. */
   readonly nopInIntervalMs?: number;
   /** How long a ping may stay unanswered (no byte received) before the connection is dropped. */
@@ -247,7 +250,7 @@ export class IscsiConnection {
     this.ctx.sessions?.established(this, s);
     this.startPings();
     if (s.binding && s.targetName) {
-      this.unit = new LogicalUnit(s.binding.device, s.binding.readOnly, unitIdentity(s.targetName, this.ctx.login.portalGroupTag, s.binding.serial), { lun: s.binding.lun ?? 0, initiator: s.initiatorName, isid: s.isid });
+      this.unit = new LogicalUnit(s.binding.device, s.binding.readOnly, unitIdentity(s.targetName, this.ctx.login.portalGroupTag, s.binding.serial), { lun: s.binding.lun ?? 0, initiator: s.initiatorName, isid: s.isid }, this.ctx.readBuffers);
     }
     this.ctx.metrics.inc(M.logins, { result: 'success' });
     this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, tsih: s.tsih, headerDigest: this.digests.header, dataDigest: this.digests.data }, 'iscsi session established');
@@ -439,8 +442,13 @@ export class IscsiConnection {
       maxRecvDataSegmentLength: p.initiatorMaxRecvDataSegmentLength,
       maxBurstLength: p.maxBurstLength,
     });
-    for (const pdu of pdus) this.send(pdu);
-    if (r.data && pdus[0]!.opcode === IscsiOpcode.dataIn) this.ctx.metrics.inc(M.readBytes, {}, Math.min(r.data.length, cmd.expectedDataTransferLength));
+    const data = r.data;
+    const pool = this.ctx.readBuffers;
+    const last = pdus.length - 1;
+    // The READ buffer goes back to the pool once the socket has written the last PDU sliced from it.
+    for (let i = 0; i < last; i++) this.send(pdus[i]!);
+    this.send(pdus[last]!, pool && data ? () => pool.release(data) : undefined);
+    if (data && pdus[0]!.opcode === IscsiOpcode.dataIn) this.ctx.metrics.inc(M.readBytes, {}, Math.min(data.length, cmd.expectedDataTransferLength));
   }
 
   private onNopOut(pdu: NopOut): void {
@@ -666,9 +674,9 @@ export class IscsiConnection {
    * trailed a bare 48-byte header (an ~11 ms retransmission per read during boot).
    *
    * Backpressure: past SEND_BACKLOG_BYTES queued (a slow initiator), stop reading commands
-   * until the socket drains.
+   * until the socket drains. `written` is called when the PDU's bytes have left (or failed to).
    */
-  private send(pdu: TargetPdu): void {
+  private send(pdu: TargetPdu, written?: () => void): void {
     const socket = this.socket;
     if (socket.destroyed) return;
     const chunks = encodePdu(pdu, this.digests, this.crc);
@@ -677,7 +685,10 @@ export class IscsiConnection {
       socket.cork();
       setImmediate(this.flushSends);
     }
-    for (const chunk of chunks) socket.write(chunk);
+    const last = chunks.length - 1;
+    for (let i = 0; i < last; i++) socket.write(chunks[i]!);
+    // `written` runs once the kernel has the bytes (or the write failed): the data is no longer referenced.
+    socket.write(chunks[last]!, written);
     if (socket.writableLength > SEND_BACKLOG_BYTES && !socket.isPaused()) socket.pause();
   }
 

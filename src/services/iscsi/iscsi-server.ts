@@ -12,6 +12,7 @@ import { DisklessError } from '../../errors/index.js';
 import type { Logger } from '../../observe/logger.js';
 import type { Metrics } from '../../observe/metrics.js';
 import type { Service } from '../service.js';
+import { ReadBufferPool } from './read-buffer-pool.js';
 import { IscsiConnection } from './iscsi-connection.js';
 import { DEFAULT_TARGET_LIMITS, type TargetLimits } from './operational-keys.js';
 import type { ChapCredentials, TargetResolver } from './target-resolver.js';
@@ -66,6 +67,8 @@ const MAX_TSIH = 0xffff;
 export class IscsiServer implements Service {
   /** TCP_QUICKACK setter, resolved once (a no-op without the native addon). */
   private readonly acknowledgeNow = quickAcker();
+  /** READ buffers shared by this server's connections, reused once written (read-buffer-pool.ts). */
+  private readonly readBuffers = new ReadBufferPool();
   readonly name = 'iscsi';
   private server: Server | null = null;
   private readonly connections = new Set<IscsiConnection>();
@@ -142,6 +145,7 @@ export class IscsiServer implements Service {
       },
       acknowledgeNow: this.acknowledgeNow,
       crc: this.crc,
+      readBuffers: this.readBuffers,
       nopInIntervalMs: o.nopInIntervalMs ?? ISCSI_SERVER_DEFAULTS.nopInIntervalMs,
       nopInTimeoutMs: o.nopInTimeoutMs ?? ISCSI_SERVER_DEFAULTS.nopInTimeoutMs,
       sessions: this.registry,
