@@ -21,6 +21,11 @@ export interface LoginOptions {
   readonly isid?: number;
   /** Operational keys to offer (defaults: the RFC defaults plus MaxRecvDataSegmentLength 8192). */
   readonly keys?: Array<[string, string]>;
+  /**
+   * Keep the unit attention a new session starts with (29/00 new nexus, 29/07 nexus loss).
+   * By default login() consumes it with TEST UNIT READY, as initiators do after logging in.
+   */
+  readonly keepUnitAttention?: boolean;
 }
 
 export interface CommandResult {
@@ -140,6 +145,12 @@ export class IscsiTestClient {
       // Digests apply from the first PDU after the final login response (RFC 7143 §13.1).
       this.digests = { header: this.lastKeys.HeaderDigest === 'CRC32C', data: this.lastKeys.DataDigest === 'CRC32C' };
       this.reader.digests = this.digests;
+      if (!o.discovery && o.target && !o.keepUnitAttention) {
+        const keys = this.lastKeys;
+        const tur = Buffer.alloc(6);
+        for (let i = 0; i < 4 && (await this.scsi(tur)).status !== 0; i++);
+        this.lastKeys = keys;
+      }
     }
     return r;
   }

@@ -239,3 +239,27 @@ test('MaxCmdSN follows the queue depth: the window closes (MaxCmdSN = ExpCmdSN-1
   assert.deepEqual(await ping(c, n + 5), { expCmdSN: n + 5, maxCmdSN: n + 8 });
   c.close();
 });
+
+test('a new I_T nexus starts with UNIT ATTENTION 29/00; the same initiator port logging in again gets 29/07 (I_T nexus loss); each is reported once', async () => {
+  const server = await serve();
+  const sense = async (c: IscsiTestClient) => {
+    const r = await c.scsi(Buffer.from([0, 0, 0, 0, 0, 0]));
+    return r.status === 0 ? 'good' : `${(r.sense[2]! & 0x0f).toString(16)}/${r.sense[12]!.toString(16)}/${r.sense[13]!.toString(16).padStart(2, '0')}`;
+  };
+  const isid = 0x400000abcdef;
+  const login = async () => {
+    const c = await IscsiTestClient.connect(server.port);
+    const r = await c.login({ target: IQN, isid, initiatorName: 'iqn.2026-11.io.diskless:ua-probe', keepUnitAttention: true });
+    assert.equal(r.statusClass, 0);
+    return c;
+  };
+  const first = await login();
+  const inquiry = await first.scsi(Buffer.from([0x12, 0, 0, 0, 36, 0]), { read: 36 });
+  assert.equal(inquiry.status, 0, 'INQUIRY is not held up by a unit attention');
+  assert.deepEqual([await sense(first), await sense(first)], ['6/29/00', 'good']);
+  first.close();
+  await first.waitClosed();
+  const again = await login();
+  assert.deepEqual([await sense(again), await sense(again)], ['6/29/07', 'good']);
+  again.close();
+});

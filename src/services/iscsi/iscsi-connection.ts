@@ -255,6 +255,7 @@ export class IscsiConnection {
     if (s.binding && s.targetName) {
       this.unit = new LogicalUnit(s.binding.device, s.binding.readOnly, unitIdentity(s.targetName, this.ctx.login.portalGroupTag, s.binding.serial), { lun: s.binding.lun ?? 0, initiator: s.initiatorName, isid: s.isid }, this.ctx.readBuffers);
     }
+    if (this.unit) this.attentions.raise(nexusAttention(s));
     this.ctx.metrics.inc(M.logins, { result: 'success' });
     this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, tsih: s.tsih, headerDigest: this.digests.header, dataDigest: this.digests.data }, 'iscsi session established');
   }
@@ -741,6 +742,29 @@ export class IscsiConnection {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const MAX_KNOWN_NEXUSES = 4096;
+
+/** I_T nexuses (initiator port name: initiator name + ISID) that have logged in to each device since the target started. */
+const knownNexuses = new WeakMap<object, Set<string>>();
+
+/**
+ * The unit attention a new session starts with (SAM-5 §6.3, SPC-4 §5.14): an initiator port
+ * the device has not seen since the target started gets 29/00 POWER ON, RESET, OR BUS DEVICE
+ * RESET OCCURRED; one seen before (its earlier session ended: logout, drop, reinstatement)
+ * gets 29/07 I_T NEXUS LOSS OCCURRED.
+ */
+function nexusAttention(s: EstablishedSession): AscPair {
+  const device = s.binding!.device;
+  let seen = knownNexuses.get(device);
+  if (!seen) knownNexuses.set(device, (seen = new Set()));
+  const nexus = `${s.initiatorName},i,0x${s.isid.toString(16).padStart(12, '0')}`;
+  if (seen.has(nexus)) return UnitAttentionAsc.itNexusLoss;
+  // Bounded memory: past MAX_KNOWN_NEXUSES the oldest is forgotten (it would see 29/00 again).
+  if (seen.size >= MAX_KNOWN_NEXUSES) seen.delete(seen.values().next().value!);
+  seen.add(nexus);
+  return UnitAttentionAsc.powerOnOrReset;
+}
 
 /** ABORTED COMMAND additional sense per Data-Out problem (RFC 7143 §11.4.7.2, SPC-4 table 28). */
 const DATA_OUT_SENSE: Record<string, AscPair> = {

@@ -12,8 +12,10 @@ import type { ScsiResult } from './logical-unit.js';
 
 /** Additional sense codes of the unit attentions the transport raises (SPC-4 table 28). */
 export const UnitAttentionAsc = {
-  /** 29/00: target (warm or cold) reset. */
+  /** 29/00: target (warm or cold) reset; also what a new I_T nexus first sees (the target "powered on" for it). */
   powerOnOrReset: { asc: 0x29, ascq: 0x00 },
+  /** 29/07: an I_T nexus this target knew ended (logout, drop, reinstatement) and has logged in again. */
+  itNexusLoss: { asc: 0x29, ascq: 0x07 },
   /** 29/03: LOGICAL UNIT RESET. */
   busDeviceResetFunction: { asc: 0x29, ascq: 0x03 },
   /** 2F/00: CLEAR TASK SET (or a reset) issued on another I_T nexus aborted this nexus's commands. */
