@@ -10,6 +10,7 @@ import { demoMbr } from '../store/demo-disk.js';
 import { Inventory } from './inventory.js';
 import { VolumeTargets } from './volume-targets.js';
 import { isDisklessError } from '../errors/index.js';
+import { unitStateOf } from '../services/iscsi/unit-state.js';
 
 const initiator = { name: 'iqn.2010-04.org.ipxe:test', address: '10.0.0.9' };
 
@@ -73,4 +74,21 @@ test('an existing volume is reused, not recreated; a missing import source fails
   assert.equal((await (await again.resolve('iqn.2026-11.io.diskless:blank', initiator))!.device.read(0, 512))[0], 9);
   const bad = VolumeTargets.fromConfig({ ...first.config, volumes: [{ name: 'x', source: '/nonexistent/file.img', readOnly: false }] }, first.driver, () => Inventory.fromConfig(first.config), silentLogger());
   await assert.rejects(bad.start(), (e: unknown) => isDisklessError(e, 'STORE_NOT_FOUND'));
+});
+
+test('persistent reservations of a served volume survive a restart (reservations file in the data dir)', async (t) => {
+  const first = await setup(t);
+  const device = (await first.targets.resolve('iqn.2026-11.io.diskless:blank', initiator))!.device;
+  const params = Buffer.alloc(24);
+  params.writeBigUInt64BE(0x1122334455667788n, 8); // REGISTER: service action reservation key
+  const nexus = { id: 'iqn.2010-04.org.ipxe:test,i,0x400001370000', relativeTargetPort: 1 };
+  assert.equal(await unitStateOf(device).persistent!.out(nexus, 0 /* REGISTER */, 0, 0, params), 'good');
+  await first.targets.stop();
+  const again = VolumeTargets.fromConfig(first.config, first.driver, () => Inventory.fromConfig(first.config), silentLogger());
+  await again.start();
+  t.after(() => again.stop());
+  const reopened = (await again.resolve('iqn.2026-11.io.diskless:blank', initiator))!.device;
+  const keys = unitStateOf(reopened).persistent!.in(0 /* READ KEYS */);
+  assert.equal(keys.readUInt32BE(4), 8, 'one 8-byte key listed');
+  assert.equal(keys.readBigUInt64BE(8), 0x1122334455667788n);
 });

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config, VolumeConfig } from '../config/schema.js';
@@ -7,6 +7,7 @@ import { DisklessError } from '../errors/index.js';
 import type { Logger } from '../observe/logger.js';
 import type { ChapCredentials, InitiatorInfo, TargetBinding, TargetListing, TargetResolver } from '../services/iscsi/target-resolver.js';
 import type { Service } from '../services/service.js';
+import { attachReservationFile } from '../services/iscsi/unit-state.js';
 import type { BlockDevice } from '../store/block-device.js';
 import { DEMO_DISK_SIZE, writeDemoDisk } from '../store/demo-disk.js';
 import type { StorageDriver } from '../store/storage-driver.js';
@@ -23,6 +24,12 @@ export interface VolumeTargetsOptions {
   /** The live inventory (BootControl swaps it on reload), read at each login for CHAP secrets. */
   readonly inventory: () => Inventory;
   readonly log: Logger;
+  /**
+   * Where each volume's SCSI persistent reservations are kept (`<dir>/<volume>.json`, written
+   * atomically on every change), so PERSISTENT RESERVE OUT survives a restart. Unset: kept in
+   * memory only.
+   */
+  readonly reservationsDir?: string;
 }
 
 /**
@@ -43,7 +50,7 @@ export class VolumeTargets implements TargetResolver, Service {
 
   /** Builds the options from a validated config. */
   static fromConfig(config: Config, driver: StorageDriver, inventory: () => Inventory, log: Logger): VolumeTargets {
-    return new VolumeTargets({ volumes: config.volumes, iqnPrefix: config.iscsi.iqnPrefix, driver, inventory, log });
+    return new VolumeTargets({ volumes: config.volumes, iqnPrefix: config.iscsi.iqnPrefix, driver, inventory, log, reservationsDir: join(config.server.dataDir, 'reservations') });
   }
 
   async start(): Promise<void> {
@@ -52,6 +59,10 @@ export class VolumeTargets implements TargetResolver, Service {
         if (!(await this.options.driver.exists(volume.name))) await this.create(volume);
         const device = await this.options.driver.open(volume.name, { readOnly: volume.readOnly });
         this.devices.set(volume.name, { device, readOnly: volume.readOnly });
+        if (this.options.reservationsDir !== undefined) {
+          await mkdir(this.options.reservationsDir, { recursive: true });
+          await attachReservationFile(device, join(this.options.reservationsDir, `${volume.name}.json`));
+        }
       }
     } catch (err) {
       await this.stop();
