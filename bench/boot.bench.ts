@@ -26,6 +26,7 @@ import { LAB_DEMO_MAC, labConfigDocument, writeLabConfig } from '../src/lab/lab-
 import { PeerBootStack } from '../src/lab/peers/peer-boot-stack.js';
 import { runBoot } from '../src/lab/run-boot.js';
 import { ServeStack } from '../src/lab/serve-stack.js';
+import { median } from './bench-support.js';
 
 type StackKey = 'diskless' | 'untuned' | 'tuned';
 type Scenario = 'first' | 'later';
@@ -67,11 +68,6 @@ function readSettings(): Settings {
   };
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 const sec = (ms: number | undefined) => (ms === undefined ? '   n/a' : (ms / 1000).toFixed(2).padStart(6));
 

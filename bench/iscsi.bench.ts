@@ -35,6 +35,7 @@ import { IscsiServer } from '../src/services/iscsi/iscsi-server.js';
 import { StaticTargetResolver } from '../src/services/iscsi/static-target-resolver.js';
 import { FileBlockDevice } from '../src/store/file/file-block-device.js';
 import { IscsiTestClient } from '../test/support/iscsi-client.js';
+import { median, cpuSeconds, waitForLine } from './bench-support.js';
 
 const execFileP = promisify(execFile);
 const HOST = '127.0.0.1';
@@ -60,10 +61,6 @@ async function serve(file: string, port: number, iqn: string): Promise<void> {
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-}
 
 /** VmRSS of a process in MiB. */
 function rssMiB(pid: number): number {
@@ -71,20 +68,6 @@ function rssMiB(pid: number): number {
   return kb / 1024;
 }
 
-function waitForLine(child: ChildProcess, text: string, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`server did not print "${text}" within ${timeoutMs} ms: ${seen}`)), timeoutMs);
-    child.stdout?.on('data', (d: Buffer) => {
-      seen += d.toString();
-      if (seen.includes(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${seen}`)));
-  });
-}
 
 interface Workload {
   readonly name: string;
@@ -109,11 +92,6 @@ async function qemuBench(url: string, count: number, depth: number, size: string
   return count / Number(m[1]);
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function startTgt(file: string): Promise<ChildProcess> {
   const tgt = spawn('tgtd', ['-f', '-C', TGT_CONTROL, '--iscsi', `portal=${HOST}:${TGT_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });

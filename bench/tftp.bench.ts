@@ -25,6 +25,7 @@ import { createVethPair, deleteNamespace, createNamespace, ipIn } from '../src/l
 import { silentLogger } from '../src/observe/logger.js';
 import { Metrics } from '../src/observe/metrics.js';
 import { TftpServer } from '../src/services/tftp/tftp-server.js';
+import { median, cpuSeconds, waitForLine } from './bench-support.js';
 
 const execFileP = promisify(execFile);
 const NS_SERVER = 'dt-bsrv';
@@ -47,32 +48,9 @@ async function serve(root: string, address: string, port: number, busyPollMicros
   process.on('SIGINT', stop);
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
-function waitForLine(child: ChildProcess, text: string, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`server did not print "${text}" within ${timeoutMs} ms: ${seen}`)), timeoutMs);
-    child.stdout?.on('data', (d: Buffer) => {
-      seen += d.toString();
-      if (seen.includes(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${seen}`)));
-  });
-}
 
 /** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-}
 
 /** The server process inside `ip netns exec` (same pid: ip execs it). */
 async function fetchOnce(port: number, windowSize: number, local: string, expectedSha: string, serverPid: number, cpu: number[]): Promise<number> {
