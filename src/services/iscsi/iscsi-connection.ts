@@ -257,7 +257,7 @@ export class IscsiConnection {
     }
     if (this.unit) this.attentions.raise(nexusAttention(s));
     this.ctx.metrics.inc(M.logins, { result: 'success' });
-    this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, tsih: s.tsih, headerDigest: this.digests.header, dataDigest: this.digests.data }, 'iscsi session established');
+    this.ctx.log.info({ remote: this.remote, initiator: s.initiatorName, target: s.targetName, type: s.type, auth: s.binding?.chap ? (s.binding.mutualChap ? 'CHAP+mutual' : 'CHAP') : 'None', tsih: s.tsih, headerDigest: this.digests.header, dataDigest: this.digests.data }, 'iscsi session established');
   }
 
   /**
