@@ -54,7 +54,25 @@ function listOf<T extends string>(value: string, allowed: readonly T[], what: st
   return items as T[];
 }
 
+const USAGE = `usage: npm run bench:boot -- [--runs N] [--stacks diskless,untuned,tuned] [--scenarios first,later] [--namespace NS] [--tgt-port N]
+(or BENCH_BOOT_RUNS, BENCH_BOOT_STACKS, BENCH_BOOT_SCENARIOS, BENCH_NAMESPACE, BENCH_TGT_CONTROL_PORT); needs root`;
+
+/** Reads the options; unknown flags and --help print the usage and exit before anything starts. */
 function readSettings(): Settings {
+  const known = new Set(['--runs', '--stacks', '--scenarios', '--namespace', '--tgt-port']);
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--help' || a === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    if (!known.has(a) || args[i + 1] === undefined) {
+      console.error(`${known.has(a) ? `option ${a} needs a value` : `unknown option ${a}`}\n${USAGE}`);
+      process.exit(2);
+    }
+    i++;
+  }
   const runs = Number(setting('--runs', 'BENCH_BOOT_RUNS', '5'));
   if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new Error(`--runs: ${runs} is not an integer 1..100`);
   const tgtPort = Number(setting('--tgt-port', 'BENCH_TGT_CONTROL_PORT', '16'));
