@@ -18,6 +18,7 @@ DEB_PACKAGES=(
   busybox-static                                # udhcpc: a real DHCP client for the DHCP interop tests
   ovmf                                          # UEFI firmware for `diskless lab boot --uefi`
   mtools dosfstools                             # read back our FAT images in tests (mdir, mtype, fsck.fat)
+  cpio e2fsprogs                                # the lab's diskless Linux: initramfs (cpio newc), ext4 root image (mkfs.ext4 -d)
 )
 
 missing=()
