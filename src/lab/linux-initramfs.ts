@@ -330,7 +330,7 @@ INITIATOR=$(param ${INIT_PARAMS.initiator}); TARGET=$(param ${INIT_PARAMS.target
 PORT=$(param ${INIT_PARAMS.port}); ISCSI_USER=$(param ${INIT_PARAMS.user}); ISCSI_SECRET=$(param ${INIT_PARAMS.secret})
 [ -n "$INITIATOR" ] && [ -n "$TARGET" ] && [ -n "$PORTAL" ] || finish "missing ${INIT_PARAMS.initiator}, ${INIT_PARAMS.target} or ${INIT_PARAMS.portal} on the kernel command line"
 ip link set lo up
-udhcpc -i eth0 -s /etc/udhcpc.script -q -f -n -t 10 -T 2 || finish "no DHCP lease on eth0"
+udhcpc -i eth0 -s /etc/udhcpc.script -q -f -n -t 20 -T 1 || finish "no DHCP lease on eth0"
 set -- -i "$INITIATOR" -t "$TARGET" -g 1 -a "$PORTAL" -p "\${PORT:-3260}"
 [ -n "$ISCSI_USER" ] && set -- "$@" -u "$ISCSI_USER" -w "$ISCSI_SECRET"
 echo "diskless-init: iscsistart -i $INITIATOR -t $TARGET -g 1 -a $PORTAL -p \${PORT:-3260}\${ISCSI_USER:+ -u $ISCSI_USER -w ***}"
