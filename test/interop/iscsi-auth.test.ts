@@ -11,19 +11,17 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { IscsiServer } from '../../src/services/iscsi/iscsi-server.js';
 import { StaticTargetResolver } from '../../src/services/iscsi/static-target-resolver.js';
 import { FileStorageDriver } from '../../src/store/file/file-storage-driver.js';
 import type { BlockDevice } from '../../src/store/block-device.js';
 import { Metrics } from '../../src/observe/metrics.js';
+import { runTool } from '../support/run-tool.js';
 
-const run = promisify(execFile);
 const PORT = 14120;
 const DIGEST_PORT = 14121;
 const OPEN = 'iqn.2026-11.io.diskless:auth-open';
@@ -39,15 +37,7 @@ const metrics = new Metrics();
 /** Session log lines (JSON objects) the target wrote. */
 const logLines: Array<Record<string, unknown>> = [];
 
-async function tool(cmd: string, args: string[], env: Record<string, string> = {}, timeout = 60_000): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { timeout, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...env } });
-    return { code: 0, out: stdout + stderr };
-  } catch (err) {
-    const e = err as { code?: number | string; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}${String(err)}` };
-  }
-}
+const tool = (cmd: string, args: string[], env: Record<string, string> = {}, timeout = 60_000) => runTool(cmd, args, timeout, env);
 
 const url = (iqn: string, auth = '', query = '', port = PORT) => `iscsi://${auth ? `${auth}@` : ''}127.0.0.1:${port}/${iqn}/0${query}`;
 

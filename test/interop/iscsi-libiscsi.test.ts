@@ -7,11 +7,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { IscsiServer } from '../../src/services/iscsi/iscsi-server.js';
 import { StaticTargetResolver } from '../../src/services/iscsi/static-target-resolver.js';
 import { FileStorageDriver } from '../../src/store/file/file-storage-driver.js';
@@ -19,8 +17,8 @@ import type { BlockDevice } from '../../src/store/block-device.js';
 import { demoMbr } from '../../src/store/demo-disk.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { silentLogger } from '../../src/observe/logger.js';
+import { runTool } from '../support/run-tool.js';
 
-const run = promisify(execFile);
 const RW = 'iqn.2026-11.io.diskless:interop-rw';
 const RO = 'iqn.2026-11.io.diskless:interop-ro';
 const CHAP = 'iqn.2026-11.io.diskless:interop-chap';
@@ -32,16 +30,7 @@ let server: IscsiServer;
 const metrics = new Metrics();
 let url: (iqn: string, auth?: string) => string;
 
-/** Runs a tool; resolves with its output and exit code instead of throwing on non-zero. */
-async function tool(cmd: string, args: string[], timeout = 60_000): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { timeout, maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, out: stdout + stderr };
-  } catch (err) {
-    const e = err as { code?: number | string; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}${String(err)}` };
-  }
-}
+const tool = (cmd: string, args: string[], timeout = 60_000) => runTool(cmd, args, timeout);
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'di-interop-'));

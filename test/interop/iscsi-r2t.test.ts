@@ -8,11 +8,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { IscsiServer } from '../../src/services/iscsi/iscsi-server.js';
 import type { TargetLimits } from '../../src/services/iscsi/operational-keys.js';
 import { StaticTargetResolver } from '../../src/services/iscsi/static-target-resolver.js';
@@ -20,22 +18,14 @@ import { FileStorageDriver } from '../../src/store/file/file-storage-driver.js';
 import type { BlockDevice } from '../../src/store/block-device.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { silentLogger } from '../../src/observe/logger.js';
+import { runTool } from '../support/run-tool.js';
 
-const run = promisify(execFile);
 const IQN = 'iqn.2026-11.io.diskless:r2t';
 let dir: string;
 const devices: BlockDevice[] = [];
 const servers: IscsiServer[] = [];
 
-async function tool(cmd: string, args: string[], timeout = 120_000): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { timeout, maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, out: stdout + stderr };
-  } catch (err) {
-    const e = err as { code?: number | string; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}${String(err)}` };
-  }
-}
+const tool = (cmd: string, args: string[], timeout = 120_000) => runTool(cmd, args, timeout);
 
 const PROFILES: Record<string, Partial<TargetLimits>> = {
   'InitialR2T=Yes, FirstBurstLength 4 KiB, MaxBurstLength 64 KiB': { initialR2T: true, firstBurstLength: 4096, maxBurstLength: 65536 },

@@ -50,25 +50,28 @@ export function parsePcap(file: Buffer): PcapRecord[] {
 }
 
 /**
+ * Where the network-layer packet starts in a record and its EtherType, past an Ethernet
+ * header (with one 802.1Q tag) or a Linux cooked header; undefined for other link types.
+ */
+export function linkLayer(r: PcapRecord): { offset: number; etherType: number } | undefined {
+  if (r.linkType === LinkType.ethernet) {
+    const etherType = r.data.readUInt16BE(12);
+    return etherType === 0x8100 ? { offset: 18, etherType: r.data.readUInt16BE(16) } : { offset: 14, etherType };
+  }
+  if (r.linkType === LinkType.linuxCooked) return { offset: 16, etherType: r.data.readUInt16BE(14) };
+  return undefined;
+}
+
+/**
  * Strips Ethernet (or Linux cooked) + IPv4 + UDP headers and returns the UDP payloads with
  * their ports, for codec fixtures. Non-IPv4/UDP records are skipped.
  */
 export function udpPayloads(records: readonly PcapRecord[]): Array<{ srcPort: number; dstPort: number; payload: Buffer; time: number }> {
   const out: Array<{ srcPort: number; dstPort: number; payload: Buffer; time: number }> = [];
   for (const r of records) {
-    let off: number;
-    let etherType: number;
-    if (r.linkType === LinkType.ethernet) {
-      off = 14;
-      etherType = r.data.readUInt16BE(12);
-      if (etherType === 0x8100) {
-        etherType = r.data.readUInt16BE(16);
-        off = 18;
-      }
-    } else if (r.linkType === LinkType.linuxCooked) {
-      off = 16;
-      etherType = r.data.readUInt16BE(14);
-    } else continue;
+    const link = linkLayer(r);
+    if (!link) continue;
+    const { offset: off, etherType } = link;
     if (etherType !== 0x0800 || r.data.length < off + 20) continue;
     const ihl = (r.data[off]! & 0x0f) * 4;
     if (r.data[off + 9] !== 17) continue;

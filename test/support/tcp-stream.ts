@@ -5,7 +5,7 @@
  * retransmitted bytes by sequence number. Enough for captures of well-behaved local traffic,
  * not a general TCP stack (no reordering window, no SACK).
  */
-import { LinkType, type PcapRecord } from './pcap.js';
+import { linkLayer, type PcapRecord } from './pcap.js';
 
 /** One in-order piece of a connection's payload. */
 export interface FlowChunk {
@@ -24,15 +24,9 @@ export interface TcpFlow {
 export function tcpFlows(records: readonly PcapRecord[], serverPort: number): TcpFlow[] {
   const flows = new Map<string, { flow: TcpFlow; next: { c?: number; s?: number } }>();
   for (const r of records) {
-    let off: number;
-    let etherType: number;
-    if (r.linkType === LinkType.ethernet) {
-      off = 14;
-      etherType = r.data.readUInt16BE(12);
-    } else if (r.linkType === LinkType.linuxCooked) {
-      off = 16;
-      etherType = r.data.readUInt16BE(14);
-    } else continue;
+    const link = linkLayer(r);
+    if (!link) continue;
+    const { offset: off, etherType } = link;
     if (etherType !== 0x0800) continue;
     const ip = r.data;
     const ihl = (ip[off]! & 0x0f) * 4;
