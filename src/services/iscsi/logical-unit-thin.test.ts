@@ -125,10 +125,10 @@ test('UNMAP frees the blocks (allocated bytes drop), they read as zeros, GET LBA
   const { store, device, unit } = await thinUnit(t);
   await device.write(0, Buffer.alloc(SIZE, 0x61));
   await device.flush();
-  const before = (await store.info('v')).allocated;
+  const before = (await store.info('v')).used;
   const r = await unmap(unit, [{ lba: 8n, blocks: 8 }, { lba: 1024n, blocks: 2048 }, { lba: 100n, blocks: 0 }]);
   assert.equal(r.status, 0, r.sense?.toString('hex'));
-  const after = (await store.info('v')).allocated;
+  const after = (await store.info('v')).used;
   assert.ok(before - after >= (8 + 2048) * 512, `freed ${before - after} bytes`);
   assert.equal((await device.read(8 * 512, 8 * 512)).every((b) => b === 0), true);
   assert.equal((await device.read(1024 * 512, 2048 * 512)).every((b) => b === 0), true);

@@ -24,7 +24,7 @@ test('create, list, info, exists, destroy', () =>
     const v = await d.create('vol1', { size: 8 * 1024 * 1024 });
     assert.equal(v.size, 8 * 1024 * 1024);
     assert.equal(v.blockSize, 512);
-    assert.equal(v.allocated, 0, 'a new volume is sparse');
+    assert.equal(v.used, 0, 'a new volume is sparse');
     assert.deepEqual(v.origin, { kind: 'empty' });
     await d.create('a-vol', { size: 4096, blockSize: 4096 });
     assert.deepEqual((await d.list()).map((x) => x.name), ['a-vol', 'vol1']);
@@ -85,18 +85,22 @@ test('import keeps data and sparseness; the unsupported operations say so', () =
     await writeDemoDisk(src);
     const v = await d.create('demo', { from: src });
     assert.equal(v.size, DEMO_DISK_SIZE);
-    assert.ok(v.allocated <= 64 * 1024, `imported demo disk stays sparse (allocated ${v.allocated})`);
+    assert.ok(v.used <= 64 * 1024, `imported demo disk stays sparse (allocated ${v.used})`);
     assert.deepEqual(v.origin, { kind: 'import', path: src });
     const dev = await d.open('demo', { readOnly: true });
     assert.deepEqual(await dev.read(0, 512), demoMbr());
     await dev.close();
     await assert.rejects(d.create('small', { from: src, size: 512 }), code('STORE_INVALID_SIZE'));
-    assert.deepEqual(d.capabilities, { snapshots: false, clones: false, rollback: false, sendReceive: false, scrub: false, unmap: true });
+    assert.deepEqual(d.capabilities, { snapshots: false, clones: false, rollback: false, promote: false, holds: false, sendReceive: false, resumableReceive: false, scrub: false, unmap: true });
     await assert.rejects(d.snapshot('demo', 's1'), code('STORE_UNSUPPORTED'));
     await assert.rejects(d.clone('demo', 's1', 'c'), code('STORE_UNSUPPORTED'));
     await assert.rejects(d.rollback('demo', 's1'), code('STORE_UNSUPPORTED'));
     await assert.rejects(d.receive('r', (async function* () {})()), code('STORE_UNSUPPORTED'));
     await assert.rejects(d.scrub('demo'), code('STORE_UNSUPPORTED'));
+    await assert.rejects(d.promote('demo'), code('STORE_UNSUPPORTED'));
+    await assert.rejects(d.hold('demo', 's1', 't'), code('STORE_UNSUPPORTED'));
+    await assert.rejects(d.open('demo', { snapshot: 's1' }), code('STORE_UNSUPPORTED'));
+    assert.deepEqual(await d.listSnapshots('demo'), []);
     await assert.rejects(d.send('demo', 's1')[Symbol.asyncIterator]().next(), code('STORE_UNSUPPORTED'));
   }));
 

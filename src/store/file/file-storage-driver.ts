@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DisklessError, isDisklessError } from '../../errors/index.js';
 import type { BlockDevice } from '../block-device.js';
-import type { CreateVolumeOptions, OpenVolumeOptions, ScrubReport, StorageDriver, StorageDriverCapabilities, VolumeInfo, VolumeOrigin } from '../storage-driver.js';
+import type { CreateVolumeOptions, OpenVolumeOptions, ScrubReport, SnapshotInfo, StorageDriver, StorageDriverCapabilities, VolumeInfo, VolumeOrigin } from '../storage-driver.js';
 import { assertVolumeName } from '../volume-name.js';
 import { FileBlockDevice, type WarnLog } from './file-block-device.js';
 import { blockAllocation } from './block-allocation.js';
@@ -51,7 +51,17 @@ interface VolumeMetadata {
  */
 export class FileStorageDriver implements StorageDriver {
   readonly name = 'file';
-  readonly capabilities: StorageDriverCapabilities = { snapshots: false, clones: false, rollback: false, sendReceive: false, scrub: false, unmap: blockAllocation() !== undefined };
+  readonly capabilities: StorageDriverCapabilities = {
+    snapshots: false,
+    clones: false,
+    rollback: false,
+    promote: false,
+    holds: false,
+    sendReceive: false,
+    resumableReceive: false,
+    scrub: false,
+    unmap: blockAllocation() !== undefined,
+  };
   /** `<dataDir>/volumes`. */
   readonly directory: string;
   private readonly log: WarnLog | undefined;
@@ -162,17 +172,20 @@ export class FileStorageDriver implements StorageDriver {
   async info(name: string): Promise<VolumeInfo> {
     const meta = await this.readMeta(name);
     const st = await this.fsCall('stat', name, () => stat(this.imagePath(name)));
-    return { name, size: meta.size, blockSize: meta.blockSize, allocated: st.blocks * 512, createdAt: meta.createdAt, origin: meta.origin };
+    // No snapshots or clones: everything allocated is the volume's own and was written since "the latest snapshot".
+    const allocated = st.blocks * 512;
+    return { name, size: meta.size, blockSize: meta.blockSize, used: allocated, referenced: allocated, written: allocated, createdAt: meta.createdAt, origin: meta.origin };
   }
 
-  async open(name: string, options: OpenVolumeOptions = {}): Promise<BlockDevice> {
+  async open(name: string, options: OpenVolumeOptions & { readonly snapshot?: string } = {}): Promise<BlockDevice> {
     const meta = await this.readMeta(name);
+    if (options.snapshot !== undefined) throw this.unsupported('open a snapshot of', name);
     const readOnly = options.readOnly ?? false;
     const fh = await this.fsCall('open', name, () => open(this.imagePath(name), readOnly ? 'r' : 'r+'));
     return new FileBlockDevice(fh, meta.size, meta.blockSize, readOnly, name, this.log ? { log: this.log } : {});
   }
 
-  async destroy(name: string): Promise<void> {
+  async destroy(name: string, _options?: { readonly recursive?: boolean }): Promise<void> {
     await this.readMeta(name);
     await this.fsCall('destroy', name, async () => {
       await unlink(this.metaPath(name));
@@ -183,8 +196,17 @@ export class FileStorageDriver implements StorageDriver {
     });
   }
 
-  snapshot(volume: string, _snapshot: string): Promise<void> {
+  listSnapshots(volume?: string): Promise<SnapshotInfo[]> {
+    if (volume !== undefined) assertVolumeName(volume);
+    return Promise.resolve([]); // the file driver cannot make snapshots, so there are none to list
+  }
+
+  snapshot(volume: string, _snapshot: string): Promise<SnapshotInfo> {
     return Promise.reject(this.unsupported('snapshot', volume));
+  }
+
+  destroySnapshot(volume: string, _snapshot: string): Promise<void> {
+    return Promise.reject(this.unsupported('destroy a snapshot of', volume));
   }
 
   clone(volume: string, _snapshot: string, _name: string): Promise<VolumeInfo> {
@@ -195,19 +217,43 @@ export class FileStorageDriver implements StorageDriver {
     return Promise.reject(this.unsupported('rollback', volume));
   }
 
-  send(volume: string, _snapshot: string, _base?: string): AsyncIterable<Buffer> {
+  promote(volume: string): Promise<void> {
+    return Promise.reject(this.unsupported('promote', volume));
+  }
+
+  hold(volume: string, _snapshot: string, _tag: string): Promise<void> {
+    return Promise.reject(this.unsupported('hold a snapshot of', volume));
+  }
+
+  release(volume: string, _snapshot: string, _tag: string): Promise<void> {
+    return Promise.reject(this.unsupported('release a snapshot of', volume));
+  }
+
+  send(volume: string, _snapshot: string): AsyncIterable<Buffer> {
     const err = this.unsupported('send', volume);
     return {
       [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(err) }),
     };
   }
 
-  receive(name: string, _stream: AsyncIterable<Buffer>): Promise<VolumeInfo> {
+  receive(name: string, _stream: AsyncIterable<Buffer>): Promise<SnapshotInfo> {
     return Promise.reject(this.unsupported('receive', name));
   }
 
-  scrub(volume: string): Promise<ScrubReport> {
-    return Promise.reject(this.unsupported('scrub', volume));
+  receiveResumeToken(name: string): Promise<string | undefined> {
+    return Promise.reject(this.unsupported('resume a receive into', name));
+  }
+
+  abortReceive(name: string): Promise<void> {
+    return Promise.reject(this.unsupported('abort a receive into', name));
+  }
+
+  scrub(volume?: string): Promise<ScrubReport> {
+    return Promise.reject(this.unsupported('scrub', volume ?? 'pool'));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve(); // nothing held between calls: every call opens and closes its own files
   }
 
   /** `<dataDir>/volumes/<name>.img`. */
