@@ -19,6 +19,7 @@ DEB_PACKAGES=(
   ovmf                                          # UEFI firmware for `diskless lab boot --uefi`
   mtools dosfstools                             # read back our FAT images in tests (mdir, mtype, fsck.fat)
   cpio e2fsprogs                                # the lab's diskless Linux: initramfs (cpio newc), ext4 root image (mkfs.ext4 -d)
+  zfs-fuse                                      # real ZFS for the zfs storage driver's tests (daemon started by test/support/zfs-fuse.ts)
 )
 
 missing=()
