@@ -4,7 +4,7 @@
  * data segments (MB/s). Run: `npx tsc -p . && make native && node dist/bench/crc32c.bench.js`.
  */
 import { randomBytes } from 'node:crypto';
-import { Crc32c } from '../src/wire/iscsi/crc32c.js';
+import { Crc32c } from '../src/wire/checksum/crc32c.js';
 import { hardwareCrc32c } from '../src/net/crc32c-hardware.js';
 
 function time(fn: () => void, iterations: number): number {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Crc32c } from '../wire/iscsi/crc32c.js';
+import { Crc32c } from '../wire/checksum/crc32c.js';
 import { hardwareCrc32c } from './crc32c-hardware.js';
 
 // make builds the addon and this machine is x86-64 with SSE4.2: the hardware path must be there.

@@ -3,7 +3,7 @@
  * `new Crc32c(hardwareCrc32c())`. Undefined when the addon is not built or the CPU lacks
  * SSE4.2: Crc32c then uses its tables, which give the same digests ~10-20x slower.
  */
-import type { Crc32cUpdate } from '../wire/iscsi/crc32c.js';
+import type { Crc32cUpdate } from '../wire/checksum/crc32c.js';
 import { loadNativeAddon } from './native-addon.js';
 
 interface Crc32cAddon {

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../../observe/logger.js';
 import type { Metrics } from '../../observe/metrics.js';
-import type { Crc32c } from '../../wire/iscsi/crc32c.js';
+import type { Crc32c } from '../../wire/checksum/crc32c.js';
 import type { EstablishedSession, LoginNegotiatorOptions } from './login-negotiator.js';
 import type { ReadBufferPool } from './read-buffer-pool.js';
 import type { IscsiConnection } from './iscsi-connection.js';

@@ -19,7 +19,7 @@ import { isDisklessError } from '../../errors/index.js';
 import { IscsiOpcode, LogoutReason, LogoutResponseCode, RejectReason, RESERVED_TAG } from '../../wire/iscsi/iscsi-constants.js';
 import { bhsItt, parsePdu, type IscsiPdu, type LogoutRequest, type NopOut, type TargetPdu, type TaskManagementRequest } from '../../wire/iscsi/iscsi-pdu.js';
 import { PduReader } from '../../wire/iscsi/pdu-framing.js';
-import { Crc32c } from '../../wire/iscsi/crc32c.js';
+import { Crc32c } from '../../wire/checksum/crc32c.js';
 import type { AscPair } from '../../wire/scsi/scsi-constants.js';
 import { LoginNegotiator, type EstablishedSession } from './login-negotiator.js';
 import { LogicalUnit, unitIdentity } from './logical-unit.js';

@@ -18,7 +18,7 @@ import { DEFAULT_TARGET_LIMITS, type TargetLimits } from './operational-keys.js'
 import type { ChapCredentials, TargetResolver } from './target-resolver.js';
 import { quickAcker } from '../../net/tcp-quick-ack.js';
 import { hardwareCrc32c } from '../../net/crc32c-hardware.js';
-import { Crc32c } from '../../wire/iscsi/crc32c.js';
+import { Crc32c } from '../../wire/checksum/crc32c.js';
 import type { EstablishedSession } from './login-negotiator.js';
 
 /** Options of `new IscsiServer(...)`; see ISCSI_SERVER_DEFAULTS for the optional ones. */

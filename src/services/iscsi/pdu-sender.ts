@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { TargetPdu } from '../../wire/iscsi/iscsi-pdu.js';
 import { encodePdu, NO_DIGESTS, type DigestOptions } from '../../wire/iscsi/pdu-framing.js';
-import type { Crc32c } from '../../wire/iscsi/crc32c.js';
+import type { Crc32c } from '../../wire/checksum/crc32c.js';
 
 /** Bytes queued for the initiator above which the connection stops reading new commands. */
 const SEND_BACKLOG_BYTES = 4 * 1024 * 1024;

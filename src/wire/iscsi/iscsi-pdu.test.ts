@@ -5,7 +5,7 @@ import { IscsiOpcode } from './iscsi-constants.js';
 import { parsePdu, type IscsiPdu } from './iscsi-pdu.js';
 import { encodeBhs } from './bhs-encoder.js';
 import { decodePdu, encodePduBuffer, encodePdu, PduReader, paddingLength } from './pdu-framing.js';
-import { Crc32c, writeDigest } from './crc32c.js';
+import { Crc32c, writeDigest } from '../checksum/crc32c.js';
 
 const code = (c: string) => (e: unknown) => isDisklessError(e) && e.code === c;
 const data = Buffer.from('hello iscsi');

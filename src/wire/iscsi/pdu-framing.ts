@@ -8,7 +8,7 @@ import { DisklessError } from '../../errors/index.js';
 import { BHS_LENGTH, DIGEST_LENGTH, MAX_DATA_SEGMENT_LENGTH } from './iscsi-constants.js';
 import { bhsAhsLength, bhsDataSegmentLength, parsePdu, type IscsiPdu, type RawPdu } from './iscsi-pdu.js';
 import { encodeBhs } from './bhs-encoder.js';
-import { Crc32c, readDigest, writeDigest } from './crc32c.js';
+import { Crc32c, readDigest, writeDigest } from '../checksum/crc32c.js';
 
 /** Which digests the connection negotiated (HeaderDigest / DataDigest = CRC32C, §13.1). */
 export interface DigestOptions {

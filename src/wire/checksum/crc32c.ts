@@ -1,6 +1,7 @@
 /**
  * CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the iSCSI header and data digest
- * (RFC 7143 §11.2.3, RFC 3385). Slicing-by-4 tables built once per `Crc32c` instance; pure.
+ * (RFC 7143 §11.2.3, RFC 3385), also the per-record checksum of send streams
+ * (src/wire/send-stream). Slicing-by-4 tables built once per `Crc32c` instance; pure.
  * A faster register update (the SSE4.2 crc32 instruction through the native addon,
  * src/net/crc32c-hardware.ts) can be injected; both give the same values.
  */
