@@ -75,13 +75,25 @@ export class UnitContext {
     return { kind: 'dataIn', run: async () => ({ status: ScsiStatus.good, data: out }) };
   }
 
-  /** Turns store errors into sense: out of range → LBA OUT OF RANGE, read-only → WRITE PROTECTED, I/O → MEDIUM/HARDWARE ERROR. */
+  /**
+   * Turns store errors into sense: out of range → LBA OUT OF RANGE, read-only → WRITE
+   * PROTECTED, corrupt data with no good copy → MEDIUM ERROR / UNRECOVERED READ ERROR
+   * (03/11/00, SBC-3 §4.14; INFORMATION = the first bad LBA when the error's `data.offset`
+   * says where), a full pool → DATA PROTECT / SPACE ALLOCATION FAILED WRITE PROTECT
+   * (07/27/07, SBC-3 §4.7.3.6), I/O → HARDWARE ERROR.
+   */
   async guard(fn: () => Promise<ScsiResult>): Promise<ScsiResult> {
     try {
       return await fn();
     } catch (err) {
       if (isDisklessError(err, 'STORE_OUT_OF_RANGE')) return this.check({ key: SenseKey.illegalRequest, ...Asc.lbaOutOfRange });
       if (isDisklessError(err, 'STORE_READ_ONLY')) return this.check({ key: SenseKey.dataProtect, ...Asc.writeProtected });
+      if (isDisklessError(err, 'STORE_CORRUPT')) {
+        const offset = err.data.offset;
+        const information = typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0 ? { information: BigInt(Math.floor(offset / this.geometry.blockSize)) } : {};
+        return this.check({ key: SenseKey.mediumError, ...Asc.unrecoveredReadError, ...information });
+      }
+      if (isDisklessError(err, 'STORE_NO_SPACE')) return this.check({ key: SenseKey.dataProtect, ...Asc.spaceAllocationFailedWriteProtect });
       if (isDisklessError(err, 'SCSI_CHECK_CONDITION')) return this.check(senseOf(err));
       if (isDisklessError(err, 'ISCSI_RESERVATIONS_FILE')) return this.check({ key: SenseKey.hardwareError, ...Asc.internalTargetFailure });
       if (isDisklessError(err, 'STORE_IO') || isDisklessError(err, 'STORE_CLOSED')) return this.check({ key: SenseKey.hardwareError, ...Asc.internalTargetFailure });

@@ -99,6 +99,8 @@ export const Asc = {
   logicalUnitNotSupported: { asc: 0x25, ascq: 0x00 },
   invalidFieldInParameterList: { asc: 0x26, ascq: 0x00 },
   writeProtected: { asc: 0x27, ascq: 0x00 },
+  /** Thin provisioning: the pool has no space for a write (SBC-3 §4.7.3.6). */
+  spaceAllocationFailedWriteProtect: { asc: 0x27, ascq: 0x07 },
   miscompareDuringVerify: { asc: 0x1d, ascq: 0x00 },
   invalidReleaseOfPersistentReservation: { asc: 0x26, ascq: 0x04 },
   insufficientRegistrationResources: { asc: 0x55, ascq: 0x04 },
