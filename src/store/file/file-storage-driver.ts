@@ -196,9 +196,9 @@ export class FileStorageDriver implements StorageDriver {
     });
   }
 
-  listSnapshots(volume?: string): Promise<SnapshotInfo[]> {
-    if (volume !== undefined) assertVolumeName(volume);
-    return Promise.resolve([]); // the file driver cannot make snapshots, so there are none to list
+  async listSnapshots(volume?: string): Promise<SnapshotInfo[]> {
+    if (volume !== undefined) await this.readMeta(volume); // bad name or missing volume: rejected, as for every call
+    return []; // the file driver cannot make snapshots, so there are none to list
   }
 
   snapshot(volume: string, _snapshot: string): Promise<SnapshotInfo> {
