@@ -15,8 +15,8 @@ import { RaServer } from './services/ra/ra-server.js';
 import { TftpServer } from './services/tftp/tftp-server.js';
 import { DhcpServer } from './services/dhcp/dhcp-server.js';
 import { IscsiServer } from './services/iscsi/iscsi-server.js';
-import { FileStorageDriver } from './store/file/file-storage-driver.js';
 import { VolumeTargets } from './control/volume-targets.js';
+import { openStorageDriver, storageChoiceFromConfig } from './control/storage-choice.js';
 import { provisionBootFiles } from './control/provision-boot-files.js';
 import type { Service } from './services/service.js';
 
@@ -113,8 +113,8 @@ function buildServices(w: Wiring): Service[] {
 /** The volumes (created and opened first) and the iSCSI target serving them. */
 function iscsiServices(w: Wiring): Service[] {
   const { config, log, metrics, control } = w;
-  const driver = new FileStorageDriver({ dataDir: config.server.dataDir });
-  const targets = VolumeTargets.fromConfig(config, driver, () => control.inventory, log);
+  const storage = storageChoiceFromConfig(config);
+  const targets = VolumeTargets.fromConfig(config, () => openStorageDriver(storage, log), () => control.inventory, log);
   return [targets, new IscsiServer({ address: config.iscsi.address, port: config.iscsi.port, targets, log, metrics })];
 }
 

@@ -11,6 +11,7 @@ import { registerServeCommand } from './serve-command.js';
 import { registerLabCommand } from './lab-command.js';
 import { registerUpCommand } from './up-command.js';
 import { registerExportCommand } from './export-command.js';
+import { registerVolumeCommand } from './volume-command.js';
 
 const program = new Command('diskless')
   .description('diskless boot platform: DHCP/proxyDHCP, IPv6 RA, TFTP, HTTP and iSCSI from one server')
@@ -21,5 +22,6 @@ registerServeCommand(program);
 registerLabCommand(program);
 registerUpCommand(program);
 registerExportCommand(program);
+registerVolumeCommand(program);
 
 process.exitCode = await runCli(program, process.argv);

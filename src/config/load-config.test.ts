@@ -52,3 +52,52 @@ test('MACs are normalised to lower-case colon form', () => {
   const c = parseConfig('volumes: [{name: v, size: 64MiB}]\nnodes: [{name: a, mac: 52-54-00-AB-CD-EF, volume: v}]\n');
   assert.equal(c.nodes[0]!.mac, '52:54:00:ab:cd:ef');
 });
+
+/** The refusal's key, value and allowed text. */
+function refusal(yaml: string): { key: unknown; value: unknown; allowed: string } {
+  try {
+    parseConfig(yaml);
+  } catch (err) {
+    assert.ok(isDisklessError(err, 'CONFIG_INVALID'), String(err));
+    return { key: err.data.key, value: err.data.value, allowed: String(err.data.allowed) };
+  }
+  assert.fail('expected the configuration to be refused');
+}
+
+test('storage: defaults, and keys that belong to another driver are refused naming key, value and what is allowed', () => {
+  const c = parseConfig('');
+  assert.equal(c.storage.driver, 'file');
+  assert.equal(c.storage.pool, undefined);
+  const e = parseConfig('storage: {driver: embedded, pool: /srv/pool, mirror: /mnt/b/pool, capacity: 10G}\n');
+  assert.deepEqual(e.storage, { driver: 'embedded', pool: '/srv/pool', mirror: '/mnt/b/pool', capacity: '10G' });
+  assert.equal(parseConfig('storage: {driver: zfs, zfsDataset: tank/diskless}\n').storage.zfsDataset, 'tank/diskless');
+
+  assert.match(refusal('storage: {driver: btrfs}\n').allowed, /embedded, file, zfs/);
+  assert.deepEqual(refusal('storage: {driver: zfs}\n'), { key: 'storage.zfsDataset', value: undefined, allowed: 'a dataset such as tank/diskless (required when storage.driver is zfs)' });
+  assert.equal(refusal('storage: {driver: embedded, zfsDataset: tank/x}\n').key, 'storage.zfsDataset');
+  const pool = refusal('storage: {driver: zfs, zfsDataset: tank/x, pool: /p}\n');
+  assert.deepEqual([pool.key, pool.value], ['storage.pool', '/p']);
+  assert.match(pool.allowed, /driver embedded/);
+  assert.equal(refusal('storage: {driver: file, mirror: /m}\n').key, 'storage.mirror');
+  assert.equal(refusal('storage: {driver: embedded, capacity: lots}\n').key, 'storage.capacity');
+  assert.equal(refusal('storage: {driver: embedded, capacity: "0"}\n').key, 'storage.capacity');
+  assert.equal(refusal('storage: {driver: zfs, zfsDataset: /tank}\n').key, 'storage.zfsDataset');
+  assert.equal(refusal('server: {dataDir: /d}\nstorage: {driver: embedded, mirror: /d/pool/}\n').key, 'storage.mirror');
+  assert.match(refusal('storage: {drive: zfs}\n').allowed, /known keys here: driver, pool, mirror, capacity, zfsDataset/);
+});
+
+test('volumes[].clone: VOLUME@SNAPSHOT of a volume declared above, alone, not with the file driver', () => {
+  const ok = parseConfig('storage: {driver: embedded}\nvolumes:\n  - {name: golden, source: demo, readOnly: true}\n  - {name: pc1, clone: golden@golden}\n');
+  assert.equal(ok.volumes[1]!.clone, 'golden@golden');
+  const head = 'storage: {driver: embedded}\nvolumes:\n  - {name: golden, source: demo}\n';
+  assert.equal(refusal(`${head}  - {name: pc1, clone: golden}\n`).key, 'volumes[1].clone');
+  assert.equal(refusal(`${head}  - {name: pc1, clone: golden@a@b}\n`).key, 'volumes[1].clone');
+  const missing = refusal(`${head}  - {name: pc1, clone: other@s}\n`);
+  assert.deepEqual([missing.key, missing.value], ['volumes[1].clone', 'other@s']);
+  assert.match(missing.allowed, /declared above this one: golden/);
+  assert.match(refusal(`${head}  - {name: pc1, clone: golden@s, size: 1G}\n`).allowed, /without size/);
+  assert.match(refusal(`${head}  - {name: pc1, clone: golden@s, source: /x.img}\n`).allowed, /without source/);
+  assert.equal(refusal('storage: {driver: embedded}\nvolumes:\n  - {name: pc1, clone: pc1@s}\n').key, 'volumes[0].clone');
+  assert.match(refusal('volumes:\n  - {name: golden, source: demo}\n  - {name: pc1, clone: golden@s}\n').allowed, /file driver has no snapshots/);
+  assert.match(refusal('volumes: [{name: v}]\n').allowed, /unless source or clone/);
+});

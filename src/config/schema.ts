@@ -143,9 +143,32 @@ export const VolumeSchema = Type.Object(
     name: Name,
     size: Type.Optional(Size),
     source: Type.Optional(Type.String({ description: 'create from: a file path, or "demo" for the built-in DISKLESS-OK marker disk' })),
+    clone: Type.Optional(
+      Type.String({
+        pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}@[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$',
+        description: 'create as a writable clone of VOLUME@SNAPSHOT (a node\'s own copy of a golden image); VOLUME must be declared too; VOLUME@golden is snapshotted when missing',
+        examples: ['golden@golden'],
+      }),
+    ),
     readOnly: Type.Boolean({ default: false }),
   },
   { additionalProperties: false },
+);
+
+export const StorageSchema = obj(
+  {
+    driver: Type.Union([Type.Literal('embedded'), Type.Literal('file'), Type.Literal('zfs')], {
+      default: 'file',
+      description: 'embedded: copy-on-write pool in a directory (snapshots, clones, checksums); file: one sparse file per volume in <dataDir>/volumes, no snapshots; zfs: OpenZFS datasets (zfsDataset)',
+    }),
+    pool: Type.Optional(Type.String({ minLength: 1, description: 'embedded: the pool directory; default <dataDir>/pool' })),
+    mirror: Type.Optional(Type.String({ minLength: 1, description: 'embedded: a second pool directory, ideally on another disk; every extent is kept in both and a bad copy is healed from the good one' })),
+    capacity: Type.Optional(Type.Union(Size.anyOf, { description: 'embedded: the most bytes the pool may hold (a byte count or a size like 64MiB, 10G); writes past it fail with STORE_NO_SPACE. Default: what the file system has' })),
+    zfsDataset: Type.Optional(
+      Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._:-]*(/[a-zA-Z0-9][a-zA-Z0-9._:-]*)*$', description: 'zfs: the dataset volumes live under (required with driver zfs)', examples: ['tank/diskless'] }),
+    ),
+  },
+  'where volumes live',
 );
 
 export const DefaultsSchema = obj(
@@ -174,6 +197,7 @@ export const ConfigSchema = Type.Object(
     tftp: TftpSchema,
     http: HttpSchema,
     iscsi: IscsiSchema,
+    storage: StorageSchema,
     defaults: DefaultsSchema,
     nodes: Type.Array(NodeSchema, { default: [] }),
     volumes: Type.Array(VolumeSchema, { default: [] }),
@@ -184,3 +208,4 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 export type NodeConfig = Static<typeof NodeSchema>;
 export type VolumeConfig = Static<typeof VolumeSchema>;
+export type StorageConfig = Static<typeof StorageSchema>;
