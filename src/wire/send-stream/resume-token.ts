@@ -103,7 +103,7 @@ function checkIdentity(want: SendStreamHeader, got: SendStreamHeader, prefix: st
   const pairs: [string, unknown, unknown][] = [
     ['kind', got.kind, want.kind],
     ['snapshotGuid', got.snapshotGuid, want.snapshotGuid],
-    ['baseGuid', got.baseGuid ?? '0', want.baseGuid ?? '0'],
+    ['baseGuid', got.baseGuid ?? 'none', want.baseGuid ?? 'none'],
     ['volumeSize', got.volumeSize, want.volumeSize],
     ['blockSize', got.blockSize, want.blockSize],
   ];

@@ -74,7 +74,7 @@ export interface SendStreamHeader {
   readonly blockSize: 512 | 4096;
   /** Volume capacity in bytes, a multiple of `blockSize`. */
   readonly volumeSize: number;
-  /** The sent snapshot's guid, a decimal u64 as `zfs get guid` prints it; never "0". */
+  /** The sent snapshot's guid: a non-zero u64 as 16 lowercase hex digits (SnapshotInfo.guid of the embedded driver). */
   readonly snapshotGuid: string;
   /** The base snapshot's guid for an incremental stream, undefined for a full one. */
   readonly baseGuid: string | undefined;
@@ -143,21 +143,23 @@ export function readU64(buf: Buffer, offset: number): number | undefined {
   return hi * 2 ** 32 + buf.readUInt32BE(offset + 4);
 }
 
-const MAX_GUID = (1n << 64n) - 1n;
+const GUID_RE = /^[0-9a-f]{16}$/;
+const ZERO_GUID = '0000000000000000';
 
-/** True when `guid` is the decimal form of a u64 in 1..2^64-1 without leading zeros. */
+/** True when `guid` is a u64 other than 0 as 16 lowercase hex digits (the embedded pool's form). */
 export function isGuid(guid: string): boolean {
-  return /^[1-9][0-9]{0,19}$/.test(guid) && BigInt(guid) <= MAX_GUID;
+  return typeof guid === 'string' && GUID_RE.test(guid) && guid !== ZERO_GUID;
 }
 
-/** Writes a guid (decimal string) as a big-endian u64; undefined (absent base) as 0. */
+/** Writes a guid (16 hex digits) as 8 bytes; undefined (absent base) as 0. */
 export function writeGuid(buf: Buffer, guid: string | undefined, offset: number): void {
-  buf.writeBigUInt64BE(guid === undefined ? 0n : BigInt(guid), offset);
+  buf.write(guid ?? ZERO_GUID, offset, 8, 'hex');
 }
 
-/** Reads a big-endian u64 guid as its decimal string ("0" for zero). */
-export function readGuid(buf: Buffer, offset: number): string {
-  return buf.readBigUInt64BE(offset).toString();
+/** Reads an 8-byte guid as 16 hex digits, or undefined when it is 0. */
+export function readGuid(buf: Buffer, offset: number): string | undefined {
+  const g = buf.toString('hex', offset, offset + 8);
+  return g === ZERO_GUID ? undefined : g;
 }
 
 const NAME_RE = /^[A-Za-z0-9._-]+$/;

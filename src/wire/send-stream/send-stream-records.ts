@@ -85,10 +85,10 @@ export function checkHeader(h: SendStreamHeader, fail: FieldFailure): void {
   if (!isCount(h.volumeSize) || h.volumeSize === 0 || h.volumeSize % h.blockSize !== 0) {
     fail({ reason: 'corrupt', field: 'header.volumeSize', value: h.volumeSize, allowed: `a positive multiple of the block size ${h.blockSize} up to 2^53-1` });
   }
-  if (!isGuid(h.snapshotGuid)) fail({ reason: 'corrupt', field: 'header.snapshotGuid', value: h.snapshotGuid, allowed: 'a decimal u64 other than 0' });
-  if (h.kind === 'full' && h.baseGuid !== undefined) fail({ reason: 'corrupt', field: 'header.baseGuid', value: h.baseGuid, allowed: '0 (absent) in a full stream' });
+  if (!isGuid(h.snapshotGuid)) fail({ reason: 'corrupt', field: 'header.snapshotGuid', value: h.snapshotGuid, allowed: 'a u64 other than 0 as 16 lowercase hex digits' });
+  if (h.kind === 'full' && h.baseGuid !== undefined) fail({ reason: 'corrupt', field: 'header.baseGuid', value: h.baseGuid, allowed: 'absent (0) in a full stream' });
   if (h.kind === 'incremental') {
-    if (h.baseGuid === undefined || !isGuid(h.baseGuid)) fail({ reason: 'corrupt', field: 'header.baseGuid', value: h.baseGuid ?? '0', allowed: 'a decimal u64 other than 0 in an incremental stream' });
+    if (h.baseGuid === undefined || !isGuid(h.baseGuid)) fail({ reason: 'corrupt', field: 'header.baseGuid', value: h.baseGuid ?? '0000000000000000', allowed: 'a u64 other than 0 as 16 lowercase hex digits in an incremental stream' });
     if (h.baseGuid === h.snapshotGuid) fail({ reason: 'corrupt', field: 'header.baseGuid', value: h.baseGuid, allowed: 'a guid other than the snapshot guid' });
   }
   if (!isCount(h.createdAt)) fail({ reason: 'corrupt', field: 'header.createdAt', value: h.createdAt, allowed: 'milliseconds since the epoch, 0 to 2^53-1' });
@@ -155,7 +155,7 @@ export function decodeHeaderPayload(b: Buffer, fail: FieldFailure): SendStreamHe
   const blockSize = b.readUInt32BE(4);
   const volumeSize = u64(8, 'header.volumeSize');
   const snapshotGuid = readGuid(b, 16);
-  const base = readGuid(b, 24);
+  const baseGuid = readGuid(b, 24);
   const createdAt = u64(32, 'header.createdAt');
   const position: StreamPosition = {
     offset: u64(40, 'header.startOffset'),
@@ -180,15 +180,13 @@ export function decodeHeaderPayload(b: Buffer, fail: FieldFailure): SendStreamHe
     kind: kind!,
     blockSize: blockSize as 512 | 4096,
     volumeSize,
-    snapshotGuid,
-    baseGuid: base === '0' ? undefined : base,
+    snapshotGuid: snapshotGuid ?? '0000000000000000',
+    baseGuid,
     createdAt,
     volume: b.toString('latin1', HEADER_FIXED_LENGTH + 1, snapAt),
     snapshot: b.toString('latin1', snapAt + 1),
     resume: resumed ? position : undefined,
   };
-  if (snapshotGuid === '0') fail({ reason: 'corrupt', field: 'header.snapshotGuid', value: '0', allowed: 'a decimal u64 other than 0' });
-  if (kind === 'incremental' && base === '0') fail({ reason: 'corrupt', field: 'header.baseGuid', value: '0', allowed: 'a decimal u64 other than 0 in an incremental stream' });
   checkHeader(header, fail);
   return header;
 }
