@@ -107,6 +107,11 @@ export class SendStreamDecoder {
     return this.hdr;
   }
 
+  /** Bytes of an incomplete preamble, head or payload held between chunks (at most 8 + 1 MiB). */
+  get buffered(): number {
+    return this.have;
+  }
+
   /** Bytes of this stream consumed so far. */
   get consumed(): number {
     return this.streamOffset + this.have;
