@@ -19,6 +19,7 @@ export const storeErrors = {
   STORE_BUSY: { summary: 'the pool is locked by another process, or the volume is open and the operation needs it closed', retryable: true },
   STORE_STREAM_INVALID: { summary: 'a send stream is corrupt (bad magic, version, checksum or record), does not match the receiving volume, or its base snapshot is missing; nothing was changed', retryable: false },
   STORE_RECEIVE_INTERRUPTED: { summary: 'a resumable receive stopped before the end of its stream; details.resumeToken restarts it with send --resume', retryable: true },
+  STORE_NOT_CLONE: { summary: 'promote was asked for a volume that is not a clone of another volume\'s snapshot', retryable: false },
   STORE_BAD_METADATA: { summary: 'volume or pool metadata is not of the expected shape or format version', retryable: false },
   STORE_ZFS: { summary: 'a zfs or zpool command failed; details carry the command, its exit status and stderr', retryable: false },
 } as const satisfies ErrorTable;

@@ -1,0 +1,87 @@
+import { DisklessError } from '../../errors/index.js';
+
+/**
+ * One extent of one layer, as the embedded store keeps it in memory and in the `extents`
+ * table. A layer holds an entry only for extents written while it was the volume's head:
+ *   - data: `slot` is where the extent's bytes live in the pool's data file (and at the same
+ *     place in the mirror), `sums` the CRC32C of each of its 4 KiB blocks;
+ *   - zero (slot -1): the extent reads as zeros here even if a lower layer has data (a
+ *     tombstone, left by unmap or an all-zero write over inherited data).
+ * `mask` has bit b set when block b was written in this layer (what an incremental send
+ * carries); `txg` is the transaction group in which the slot was allocated: a slot can be
+ * overwritten in place only while its txg is still open (never referenced by committed
+ * metadata), otherwise every write goes to a new slot (copy-on-write).
+ */
+export interface ExtentEntry {
+  readonly slot: number;
+  readonly mask: number;
+  readonly sums: Uint32Array | undefined;
+  readonly txg: number;
+}
+
+/** Slot value of a zero entry. */
+export const ZERO_SLOT = -1;
+
+const KIND_DATA = 1;
+const KIND_ZERO = 2;
+const HEADER = 16;
+
+/** Table key: layer id then extent index, both u32 big-endian, so a layer's entries sort together in extent order. */
+export function extentKey(layer: number, index: number): Buffer {
+  const k = Buffer.allocUnsafe(8);
+  k.writeUInt32BE(layer, 0);
+  k.writeUInt32BE(index, 4);
+  return k;
+}
+
+/** Inverse of `extentKey`. */
+export function parseExtentKey(key: Uint8Array): { layer: number; index: number } {
+  const b = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  return { layer: b.readUInt32BE(0), index: b.readUInt32BE(4) };
+}
+
+/**
+ * Value layout (little-endian): kind u8, 3 reserved zero bytes, slot u32 (0 for zero
+ * entries), mask u32, txg u32, then for data entries one u32 CRC32C per 4 KiB block.
+ */
+export function encodeExtentEntry(e: ExtentEntry, blocksPerExtent: number): Buffer {
+  const data = e.slot !== ZERO_SLOT;
+  const v = Buffer.alloc(HEADER + (data ? 4 * blocksPerExtent : 0));
+  v[0] = data ? KIND_DATA : KIND_ZERO;
+  v.writeUInt32LE(data ? e.slot : 0, 4);
+  v.writeUInt32LE(e.mask >>> 0, 8);
+  v.writeUInt32LE(e.txg >>> 0, 12);
+  if (data) for (let i = 0; i < blocksPerExtent; i++) v.writeUInt32LE(e.sums![i]!, HEADER + 4 * i);
+  return v;
+}
+
+/** Inverse of `encodeExtentEntry`; STORE_BAD_METADATA on a value of the wrong shape. */
+export function decodeExtentEntry(v: Uint8Array, blocksPerExtent: number): ExtentEntry {
+  const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  const kind = b[0];
+  if (kind === KIND_ZERO && b.length === HEADER) return { slot: ZERO_SLOT, mask: b.readUInt32LE(8), sums: undefined, txg: b.readUInt32LE(12) };
+  if (kind === KIND_DATA && b.length === HEADER + 4 * blocksPerExtent) {
+    const sums = new Uint32Array(blocksPerExtent);
+    for (let i = 0; i < blocksPerExtent; i++) sums[i] = b.readUInt32LE(HEADER + 4 * i);
+    return { slot: b.readUInt32LE(4), mask: b.readUInt32LE(8), sums, txg: b.readUInt32LE(12) };
+  }
+  throw new DisklessError('STORE_BAD_METADATA', `cannot read an extent entry: kind ${String(kind)}, ${b.length} bytes (expected kind 1 with ${HEADER + 4 * blocksPerExtent} or kind 2 with ${HEADER})`, {
+    field: 'extent',
+    value: { kind, length: b.length },
+    allowed: [`kind 1, ${HEADER + 4 * blocksPerExtent} bytes`, `kind 2, ${HEADER} bytes`],
+  });
+}
+
+/** Number of set bits of a 32-bit mask. */
+export function popcount(mask: number): number {
+  let m = mask >>> 0;
+  m = m - ((m >>> 1) & 0x55555555);
+  m = (m & 0x33333333) + ((m >>> 2) & 0x33333333);
+  return (((m + (m >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+/** Mask with bits [first, end) set (end <= 32). */
+export function blockRangeMask(first: number, end: number): number {
+  if (end - first >= 32) return 0xffffffff >>> 0;
+  return ((((1 << (end - first)) >>> 0) - 1) << first) >>> 0;
+}

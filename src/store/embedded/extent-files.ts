@@ -1,0 +1,153 @@
+import { constants as fsc } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DisklessError } from '../../errors/index.js';
+import { preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
+
+/** Name of the data file in the pool directory and in the mirror directory. */
+export const DATA_FILE = 'extents.dat';
+
+/** Which copy of the data a read or write addresses. */
+export type Copy = 'primary' | 'mirror';
+
+/**
+ * The pool's extent data: slot s of an extent size E lives at byte s*E of `extents.dat` in
+ * the pool directory, and — with a mirror — at the same place in the mirror directory's
+ * `extents.dat` (a second disk). Writes go to every copy; reads come from one; `datasync`
+ * makes every completed write durable on every copy before metadata may point at it.
+ * ENOSPC becomes STORE_NO_SPACE (the slot was new, so nothing referenced is damaged); other
+ * failures STORE_IO.
+ */
+export class ExtentFiles {
+  private noWait: PreadNoWait | undefined = preadNoWait();
+
+  private constructor(
+    private readonly primary: FileHandle,
+    private readonly mirrorHandle: FileHandle | undefined,
+    readonly primaryPath: string,
+    readonly mirrorPath: string | undefined,
+  ) {}
+
+  static async open(poolDir: string, mirrorDir: string | undefined): Promise<ExtentFiles> {
+    const primaryPath = join(poolDir, DATA_FILE);
+    const mirrorPath = mirrorDir === undefined ? undefined : join(mirrorDir, DATA_FILE);
+    const primary = await openData(primaryPath);
+    let mirror: FileHandle | undefined;
+    try {
+      if (mirrorPath !== undefined) mirror = await openData(mirrorPath);
+    } catch (err) {
+      await primary.close();
+      throw err;
+    }
+    return new ExtentFiles(primary, mirror, primaryPath, mirrorPath);
+  }
+
+  get mirrored(): boolean {
+    return this.mirrorHandle !== undefined;
+  }
+
+  /** Path and handle of one copy. */
+  pathOf(copy: Copy): string | undefined {
+    return copy === 'primary' ? this.primaryPath : this.mirrorPath;
+  }
+
+  /** Reads `target.length` bytes at `position` of one copy (page cache first, then the thread pool); bytes past the end read as zeros. */
+  async read(copy: Copy, position: number, target: Buffer): Promise<void> {
+    const fh = copy === 'primary' ? this.primary : this.mirrorHandle;
+    if (!fh) throw new DisklessError('STORE_IO', 'cannot read the mirror copy: this pool has no mirror', { copy });
+    let done = 0;
+    const nw = this.noWait;
+    if (nw) {
+      try {
+        while (done < target.length) {
+          const n = nw(fh.fd, target, done, target.length, position + done);
+          if (n === UNSUPPORTED) this.noWait = undefined;
+          if (n <= 0) break;
+          done += n;
+        }
+      } catch {
+        /* the pool read below reports the error */
+      }
+    }
+    while (done < target.length) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await fh.read(target, done, target.length - done, position + done));
+      } catch (err) {
+        throw ioError('read', this.pathOf(copy)!, position, err);
+      }
+      if (bytesRead === 0) {
+        target.fill(0, done);
+        return;
+      }
+      done += bytesRead;
+    }
+  }
+
+  /** Writes `data` at `position` on every copy (or only `only`, for healing one bad copy). */
+  async write(position: number, data: Buffer | readonly Buffer[], only?: Copy): Promise<void> {
+    const bufs = Buffer.isBuffer(data) ? [data] : [...data];
+    const jobs: Promise<void>[] = [];
+    if (only !== 'mirror') jobs.push(writeAll(this.primary, this.primaryPath, bufs, position));
+    if (this.mirrorHandle && only !== 'primary') jobs.push(writeAll(this.mirrorHandle, this.mirrorPath!, bufs, position));
+    const results = await Promise.allSettled(jobs);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
+  /** fdatasync on every copy. */
+  async datasync(): Promise<void> {
+    const jobs = [this.primary.datasync()];
+    if (this.mirrorHandle) jobs.push(this.mirrorHandle.datasync());
+    try {
+      await Promise.all(jobs);
+    } catch (err) {
+      throw ioError('sync', this.primaryPath, 0, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.primary.close().catch(() => undefined);
+    await this.mirrorHandle?.close().catch(() => undefined);
+  }
+}
+
+async function openData(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, fsc.O_RDWR | fsc.O_CREAT, 0o600);
+  } catch (err) {
+    throw ioError('open', path, 0, err);
+  }
+}
+
+async function writeAll(fh: FileHandle, path: string, bufs: Buffer[], position: number): Promise<void> {
+  let pos = position;
+  let rest = bufs;
+  while (rest.length > 0) {
+    let written: number;
+    try {
+      ({ bytesWritten: written } = await fh.writev(rest, pos));
+    } catch (err) {
+      throw ioError('write', path, pos, err);
+    }
+    pos += written;
+    const next: Buffer[] = [];
+    let skip = written;
+    for (const b of rest) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      next.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    rest = next;
+  }
+}
+
+function ioError(op: string, path: string, position: number, err: unknown): DisklessError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new DisklessError('STORE_NO_SPACE', `cannot ${op} ${path} at ${position}: the file system is full (${code})`, { path, position, errno: code }, { cause: err });
+  }
+  return new DisklessError('STORE_IO', `cannot ${op} ${path} at ${position}: ${(err as Error).message}`, { path, position, operation: op, errno: code }, { cause: err });
+}
