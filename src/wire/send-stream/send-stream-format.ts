@@ -116,7 +116,8 @@ export interface StreamErrorFacts {
 /** The STORE_STREAM_INVALID error every codec function throws: "cannot <what>: <field> is <value>, allowed: <allowed>". */
 export function streamError(what: string, facts: StreamErrorFacts): DisklessError {
   const where = facts.seq !== undefined ? ` (record ${facts.seq}${facts.streamOffset !== undefined ? ` at stream byte ${facts.streamOffset}` : ''})` : facts.streamOffset !== undefined ? ` (stream byte ${facts.streamOffset})` : '';
-  const value = typeof facts.value === 'string' ? JSON.stringify(facts.value) : String(facts.value);
+  // names are quoted so an empty or odd one shows; hex and descriptions read better bare
+  const value = typeof facts.value === 'string' && /(volume|snapshot|kind)$/.test(facts.field) ? JSON.stringify(facts.value) : String(facts.value);
   return new DisklessError('STORE_STREAM_INVALID', `cannot ${what}${where}: ${facts.field} is ${value}, allowed: ${facts.allowed}`, { ...facts });
 }
 
