@@ -747,10 +747,11 @@ export class EmbeddedPool {
           }
           for (let b = 0; b < this.blocksPerExtent; b++) {
             const want = entry.sums![b];
+            const mirrored = this.files.mirrored;
             const pOk = sums[b] === want;
-            const mOk = !this.files.mirrored || msums[b] === want;
-            if (pOk && mOk) continue;
-            counts.errors += (pOk ? 0 : 1) + (mOk ? 0 : 1);
+            const mOk = mirrored && msums[b] === want;
+            if (pOk && (mOk || !mirrored)) continue;
+            counts.errors += (pOk ? 0 : 1) + (mirrored && !mOk ? 1 : 0);
             if (pOk || mOk) {
               const good = (pOk ? primary : mirror).subarray(b * B, (b + 1) * B);
               await this.files.write(base + b * B, good, pOk ? 'mirror' : 'primary');
