@@ -12,10 +12,18 @@ import { StaticTargetResolver } from '../services/iscsi/static-target-resolver.j
 import type { ChapCredentials } from '../services/iscsi/target-resolver.js';
 import { FileBlockDevice, type WarnLog } from '../store/file/file-block-device.js';
 import { attachReservationFile } from '../services/iscsi/unit-state.js';
+import type { BlockDevice } from '../store/block-device.js';
+import type { StorageDriver } from '../store/storage-driver.js';
+import { describeStorage, openStorageDriver, type StorageChoice } from '../control/storage-choice.js';
+import { addStorageOptions, namesStorage, storageChoiceFromFlags, type StorageFlags } from './volume-driver.js';
+import { parseVolumeOrSnapshot } from './volume-format.js';
 
 /** Everything `diskless export iscsi` needs, parsed and checked. */
 export interface ExportIscsiOptions {
+  /** The file or block device, or with `storage` the volume (`NAME` or `NAME@SNAP`). */
   readonly file: string;
+  /** Serve a volume of this storage instead of a file (`--pool`, `--zfs`). */
+  readonly storage?: StorageChoice;
   readonly iqn: string;
   readonly address: string;
   /** 0 picks a free port (printed on stdout). */
@@ -146,18 +154,56 @@ export async function openExportDevice(file: string, readOnly: boolean, blockSiz
   return new FileBlockDevice(handle, usable, blockSize, readOnly, file, log ? { log } : {}); // log: why unmap (thin provisioning) is off, if it is
 }
 
+/** What is being served, opened: the device, what to call it, and what to close afterwards. */
+interface OpenedExport {
+  readonly device: BlockDevice;
+  readonly readOnly: boolean;
+  readonly label: string;
+  readonly reservations: string | undefined;
+  readonly driver?: StorageDriver;
+}
+
 /**
- * Serves one file as one iSCSI target until `signal` aborts (SIGINT/SIGTERM from the CLI).
- * Prints `listening on IP:PORT` (the bound port, useful with port 0) once it accepts logins.
+ * A volume (or, read-only, one of its snapshots) of the chosen storage. Its block size is the
+ * volume's; persistent reservations stay in memory unless --reservations names a file.
+ */
+async function openExportVolume(o: ExportIscsiOptions, storage: StorageChoice, log: WarnLog): Promise<OpenedExport> {
+  const { volume, snapshot } = parseVolumeOrSnapshot('argument VOLUME', o.file);
+  const driver = await openStorageDriver(storage, log);
+  try {
+    const readOnly = o.readOnly || snapshot !== undefined;
+    const device = await driver.open(volume, { readOnly, ...(snapshot === undefined ? {} : { snapshot }) });
+    return { device, readOnly, label: `volume ${o.file} of ${describeStorage(storage)}`, reservations: o.reservations, driver };
+  } catch (err) {
+    await driver.close();
+    throw err;
+  }
+}
+
+async function openExport(o: ExportIscsiOptions, log: WarnLog): Promise<OpenedExport> {
+  if (o.storage !== undefined) return openExportVolume(o, o.storage, log);
+  const device = await openExportDevice(o.file, o.readOnly, o.blockSize, log);
+  const reservations = o.reservations ?? ((await stat(o.file)).isFile() ? `${o.file}.reservations.json` : undefined);
+  return { device, readOnly: o.readOnly, label: o.file, reservations };
+}
+
+/**
+ * Serves one file, or one volume of a pool, as one iSCSI target until `signal` aborts
+ * (SIGINT/SIGTERM from the CLI). Prints `listening on IP:PORT` (the bound port, useful with
+ * port 0) once it accepts logins.
  */
 export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const log = createLogger({ level: o.logLevel });
-  const device = await openExportDevice(o.file, o.readOnly, o.blockSize, log);
-  const reservations = o.reservations ?? ((await stat(o.file)).isFile() ? `${o.file}.reservations.json` : undefined);
-  try {
-    if (reservations !== undefined) await attachReservationFile(device, reservations);
-  } catch (err) {
+  const opened = await openExport(o, log);
+  const { device, readOnly } = opened;
+  const release = async () => {
     await device.close();
+    await opened.driver?.close();
+  };
+  try {
+    if (opened.reservations !== undefined) await attachReservationFile(device, opened.reservations);
+  } catch (err) {
+    await release();
     throw err;
   }
   const server = new IscsiServer({
@@ -166,40 +212,50 @@ export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, ou
     log,
     metrics: new Metrics(),
     targets: new StaticTargetResolver([
-      { name: o.iqn, device, readOnly: o.readOnly, lun: o.lun, ...(o.chap ? { chap: o.chap } : {}), ...(o.mutualChap ? { mutualChap: o.mutualChap } : {}) },
+      { name: o.iqn, device, readOnly, lun: o.lun, ...(o.chap ? { chap: o.chap } : {}), ...(o.mutualChap ? { mutualChap: o.mutualChap } : {}) },
     ]),
   });
   try {
     await server.start();
     const host = o.address.includes(':') ? `[${o.address}]` : o.address;
-    out.write(`exporting ${o.file} (${device.size} bytes, ${o.blockSize}-byte blocks${o.readOnly ? ', read-only' : ''}${device.capabilities.unmap ? ', thin provisioned' : ''}) as ${o.iqn} LUN ${o.lun}${o.chap ? ', CHAP' : ''}${o.mutualChap ? ' + mutual' : ''}\nlistening on ${host}:${server.port}\n`);
+    out.write(`exporting ${opened.label} (${device.size} bytes, ${device.blockSize}-byte blocks${readOnly ? ', read-only' : ''}${device.capabilities.unmap ? ', thin provisioned' : ''}) as ${o.iqn} LUN ${o.lun}${o.chap ? ', CHAP' : ''}${o.mutualChap ? ' + mutual' : ''}\nlistening on ${host}:${server.port}\n`);
     if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     out.write('stopping\n');
   } finally {
     await server.stop();
-    await device.flush().catch(() => undefined);
-    await device.close();
+    if (!readOnly) await device.flush().catch(() => undefined);
+    await release();
   }
 }
 
-/** Registers `diskless export iscsi FILE ...`. */
+/** Registers `diskless export iscsi FILE|VOLUME ...`. */
 export function registerExportCommand(program: Command): void {
-  const exp = program.command('export').description('serve one file or block device on its own, without the boot servers');
-  exp
+  const exp = program.command('export').description('serve one file, block device or volume on its own, without the boot servers');
+  const iscsi = exp
     .command('iscsi')
-    .description('serve FILE as an iSCSI target in the foreground until SIGINT/SIGTERM (like a one-line tgt)')
-    .argument('<file>', 'regular file or block device to export')
+    .description('serve FILE (or with --pool/--zfs a VOLUME, or read-only VOLUME@SNAP) as an iSCSI target in the foreground until SIGINT/SIGTERM (like a one-line tgt)')
+    .argument('<file>', 'regular file or block device to export; with --pool or --zfs a volume name, or NAME@SNAP (read-only)')
     .option('--iqn <iqn>', 'target name, e.g. iqn.2026-11.io.example:disk1 (required)')
     .option('--listen <ip:port>', 'portal address, e.g. 127.0.0.1:3260 or [::1]:3260 (required; port 0 picks one)')
     .option('--lun <n>', 'LUN number 0-255', '0')
     .option('--chap <user:secret>', 'require one-way CHAP; secret 12-255 bytes')
     .option('--mutual <user:secret>', 'also authenticate the target to the initiator (mutual CHAP); needs --chap and a different secret')
     .option('--read-only', 'refuse writes (DATA PROTECT / WRITE PROTECTED)', false)
-    .option('--block-size <bytes>', 'logical block size, 512 or 4096', '512')
-    .option('--reservations <file>', 'keep persistent reservations in this JSON file (default: FILE.reservations.json for a regular file)')
-    .option('--log-level <level>', 'log level on stderr', 'warn')
-    .action(async (file: string, opts: { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string; reservations?: string }) => {
-      const options = parseExportOptions(file, opts);
+    .option('--block-size <bytes>', 'logical block size of a FILE, 512 or 4096 (a volume has its own)', '512')
+    .option('--reservations <file>', 'keep persistent reservations in this JSON file (default: FILE.reservations.json for a regular file; memory only for a volume)')
+    .option('--log-level <level>', 'log level on stderr', 'warn');
+  addStorageOptions(iscsi, false).action(
+    async (file: string, opts: StorageFlags & { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string; reservations?: string }, cmd: Command) => {
+      const parsed = parseExportOptions(file, opts);
+      let options = parsed;
+      if (namesStorage(opts)) {
+        if (cmd.getOptionValueSource('blockSize') !== 'default') usage('--block-size', opts.blockSize, 'no --block-size with --pool or --zfs: a volume keeps the block size it was created with');
+        options = { ...parsed, storage: await storageChoiceFromFlags(opts) };
+      } else {
+        for (const [option, value] of [['--mirror', opts.mirror], ['--capacity', opts.capacity]] as const) {
+          if (value !== undefined) usage(option, value, `${option} together with --pool DIR (serving a volume of that pool)`);
+        }
+      }
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);
@@ -210,5 +266,6 @@ export function registerExportCommand(program: Command): void {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
-    });
+    },
+  );
 }

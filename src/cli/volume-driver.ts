@@ -20,14 +20,15 @@ export interface StorageFlags {
   readonly config?: string;
 }
 
-/** Adds the storage options to a command (`volume`, `export iscsi`). */
-export function addStorageOptions(cmd: Command): Command {
-  return cmd
+/** Adds the storage options to a command (`volume`; `export iscsi` without --config). */
+export function addStorageOptions(cmd: Command, withConfig = true): Command {
+  cmd
     .option('--pool <dir>', 'embedded driver: the pool directory (created when missing)')
     .option('--mirror <dir>', 'embedded driver: a second copy of the pool, ideally on another disk (needs --pool)')
     .option('--capacity <size>', 'embedded driver: the most the pool may hold, e.g. 10G (needs --pool)')
-    .option('--zfs <dataset>', 'zfs driver: volumes live under this dataset, e.g. tank/diskless')
-    .option('-c, --config <file>', "without --pool/--zfs: use this configuration's storage section (default: built-in defaults)");
+    .option('--zfs <dataset>', 'zfs driver: volumes live under this dataset, e.g. tank/diskless');
+  if (withConfig) cmd.option('-c, --config <file>', "without --pool/--zfs: use this configuration's storage section (default: built-in defaults)");
+  return cmd;
 }
 
 /** True when the flags name a pool or dataset explicitly (`export iscsi` then takes a volume name). */

@@ -66,7 +66,7 @@ function refusal(yaml: string): { key: unknown; value: unknown; allowed: string 
 
 test('storage: defaults, and keys that belong to another driver are refused naming key, value and what is allowed', () => {
   const c = parseConfig('');
-  assert.equal(c.storage.driver, 'file');
+  assert.equal(c.storage.driver, 'embedded');
   assert.equal(c.storage.pool, undefined);
   const e = parseConfig('storage: {driver: embedded, pool: /srv/pool, mirror: /mnt/b/pool, capacity: 10G}\n');
   assert.deepEqual(e.storage, { driver: 'embedded', pool: '/srv/pool', mirror: '/mnt/b/pool', capacity: '10G' });
@@ -98,6 +98,6 @@ test('volumes[].clone: VOLUME@SNAPSHOT of a volume declared above, alone, not wi
   assert.match(refusal(`${head}  - {name: pc1, clone: golden@s, size: 1G}\n`).allowed, /without size/);
   assert.match(refusal(`${head}  - {name: pc1, clone: golden@s, source: /x.img}\n`).allowed, /without source/);
   assert.equal(refusal('storage: {driver: embedded}\nvolumes:\n  - {name: pc1, clone: pc1@s}\n').key, 'volumes[0].clone');
-  assert.match(refusal('volumes:\n  - {name: golden, source: demo}\n  - {name: pc1, clone: golden@s}\n').allowed, /file driver has no snapshots/);
+  assert.match(refusal('storage: {driver: file}\nvolumes:\n  - {name: golden, source: demo}\n  - {name: pc1, clone: golden@s}\n').allowed, /file driver has no snapshots/);
   assert.match(refusal('volumes: [{name: v}]\n').allowed, /unless source or clone/);
 });

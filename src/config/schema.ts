@@ -158,7 +158,7 @@ export const VolumeSchema = Type.Object(
 export const StorageSchema = obj(
   {
     driver: Type.Union([Type.Literal('embedded'), Type.Literal('file'), Type.Literal('zfs')], {
-      default: 'file',
+      default: 'embedded',
       description: 'embedded: copy-on-write pool in a directory (snapshots, clones, checksums); file: one sparse file per volume in <dataDir>/volumes, no snapshots; zfs: OpenZFS datasets (zfsDataset)',
     }),
     pool: Type.Optional(Type.String({ minLength: 1, description: 'embedded: the pool directory; default <dataDir>/pool' })),

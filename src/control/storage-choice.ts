@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { DisklessError } from '../errors/index.js';
 import { parseSize } from '../config/parse-size.js';
+import { EmbeddedStorageDriver } from '../store/embedded/embedded-storage-driver.js';
 import { FileStorageDriver } from '../store/file/file-storage-driver.js';
 import type { WarnLog } from '../store/file/file-block-device.js';
 import type { StorageDriver } from '../store/storage-driver.js';
@@ -60,8 +61,10 @@ export async function openStorageDriver(choice: StorageChoice, log?: WarnLog): P
   switch (choice.driver) {
     case 'file':
       return new FileStorageDriver({ dataDir: choice.dataDir, ...(log ? { log } : {}) });
-    default:
-      // Interim: the embedded and zfs drivers are being written (issue 4); until they land this build refuses them clearly.
-      throw new DisklessError('STORE_UNSUPPORTED', `cannot open storage driver ${choice.driver}: it is not in this build yet; use storage.driver file`, { driver: choice.driver, allowed: ['file'] });
+    case 'embedded':
+      return EmbeddedStorageDriver.open({ pool: choice.pool, ...(choice.mirror === undefined ? {} : { mirror: choice.mirror }), ...(choice.capacity === undefined ? {} : { capacity: choice.capacity }) });
+    case 'zfs':
+      // Interim: the zfs driver (src/store/zfs) is being written; until it lands this build refuses it clearly.
+      throw new DisklessError('STORE_UNSUPPORTED', `cannot open storage driver zfs: it is not in this build yet; use storage.driver embedded or file`, { driver: 'zfs', allowed: ['embedded', 'file'] });
   }
 }

@@ -9,6 +9,7 @@ import { FileStorageDriver } from '../store/file/file-storage-driver.js';
 import { demoMbr } from '../store/demo-disk.js';
 import { Inventory } from './inventory.js';
 import { VolumeTargets } from './volume-targets.js';
+import { openStorageDriver, storageChoiceFromConfig } from './storage-choice.js';
 import { isDisklessError } from '../errors/index.js';
 import { unitStateOf } from '../services/iscsi/unit-state.js';
 
@@ -91,4 +92,46 @@ test('persistent reservations of a served volume survive a restart (reservations
   const keys = unitStateOf(reopened).persistent!.in(0 /* READ KEYS */);
   assert.equal(keys.readUInt32BE(4), 8, 'one 8-byte key listed');
   assert.equal(keys.readBigUInt64BE(8), 0x1122334455667788n);
+});
+
+test('embedded storage: clones of a golden volume are created from VOLUME@SNAP (snapshotted when missing), diverge independently, survive a restart; the owned driver is closed by stop', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'dl-vt-clone-'));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const config = validateConfig({
+    server: { dataDir },
+    volumes: [{ name: 'golden', source: 'demo', readOnly: true }, { name: 'pc1', clone: 'golden@golden' }, { name: 'pc2', clone: 'golden@golden' }],
+    nodes: [
+      { name: 'a', mac: '52:54:00:00:00:01', volume: 'pc1' },
+      { name: 'b', mac: '52:54:00:00:00:02', volume: 'pc2' },
+    ],
+  });
+  assert.equal(config.storage.driver, 'embedded');
+  const choice = storageChoiceFromConfig(config);
+  assert.deepEqual(choice, { driver: 'embedded', pool: join(dataDir, 'pool') });
+  const start = async () => {
+    const targets = VolumeTargets.fromConfig(config, () => openStorageDriver(choice), () => Inventory.fromConfig(config), silentLogger());
+    await targets.start();
+    return targets;
+  };
+  const device = async (targets: VolumeTargets, volume: string) => (await targets.resolve(`iqn.2026-11.io.diskless:${volume}`, initiator))!.device;
+  const first = await start();
+  const pc1 = await device(first, 'pc1');
+  assert.deepEqual(await pc1.read(0, 512), demoMbr(), 'a clone starts as the golden image');
+  await pc1.write(0, Buffer.alloc(512, 0xee));
+  await pc1.flush();
+  assert.deepEqual(await (await device(first, 'pc2')).read(0, 512), demoMbr(), 'the other clone does not see it');
+  await first.stop();
+
+  // stop closed the pool (its lock is free): a second opener sees what the first left.
+  const driver = await openStorageDriver(choice);
+  const volumes = await driver.list();
+  assert.deepEqual(volumes.map((v) => [v.name, v.origin.kind === 'clone' ? `${v.origin.volume}@${v.origin.snapshot}` : v.origin.kind]), [['golden', 'import'], ['pc1', 'golden@golden'], ['pc2', 'golden@golden']]);
+  const golden = await driver.open('golden', { snapshot: 'golden' });
+  assert.deepEqual(await golden.read(0, 512), demoMbr(), 'the golden snapshot is unchanged');
+  await golden.close();
+  await driver.close();
+
+  const second = await start();
+  t.after(() => second.stop());
+  assert.equal((await (await device(second, 'pc1')).read(0, 512))[0], 0xee, 'an existing clone is reused, not re-cloned');
 });
