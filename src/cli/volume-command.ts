@@ -69,18 +69,27 @@ async function lookupSnapshot(driver: StorageDriver, volume: string, snapshot: s
   return found;
 }
 
-/** Writes every chunk of `stream` to `target`, honouring backpressure; rejects when the target fails (EPIPE). */
+/**
+ * Writes every chunk of `stream` to `target`, honouring backpressure. When the reader goes
+ * away (EPIPE: `send | head`) it stops reading the stream and rejects with OUTPUT_CLOSED.
+ */
 async function pump(stream: AsyncIterable<Buffer>, target: NodeJS.WritableStream): Promise<number> {
   let failure: Error | undefined;
   const onError = (err: Error) => (failure = err);
   target.on('error', onError);
   let bytes = 0;
+  const check = () => {
+    if (!failure) return;
+    const code = (failure as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED') throw new DisklessError('OUTPUT_CLOSED', `standard output closed after ${bytes} bytes of the stream: the reader got an incomplete stream`, { bytes }, { cause: failure });
+    throw failure;
+  };
   try {
     for await (const chunk of stream) {
-      if (failure) throw failure;
+      check();
       bytes += chunk.length;
-      if (!target.write(chunk)) await Promise.race([once(target, 'drain'), once(target, 'error')]);
-      if (failure) throw failure;
+      if (!target.write(chunk)) await Promise.race([once(target, 'drain'), new Promise((resolve) => target.once('error', resolve))]);
+      check();
     }
   } finally {
     target.off('error', onError);
