@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseChap, parseExportOptions, parseIqn, parseListen, parseLun } from './export-command.js';
 import { isDisklessError } from '../errors/index.js';
+import { runTool } from '../../test/support/run-tool.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -108,4 +109,95 @@ test('diskless export iscsi: serves until SIGTERM, then stops cleanly with exit 
   const missing = await runCli(['export', 'iscsi', join(dir, 'nope.img'), '--iqn', 'iqn.2026-11.io.diskless:cli', '--listen', '127.0.0.1:0']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /argument FILE: .*nope\.img.*ENOENT/);
+});
+
+/** Starts `diskless export iscsi ARGS` and resolves once it listens, with its port and a stop function returning the exit code. */
+async function startExport(args: string[]): Promise<{ port: number; banner: string; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [cli, 'export', 'iscsi', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const port = await new Promise<number>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`export did not start: ${out} ${err}`)), 15_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        done(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => fail(new Error(`export exited with ${code}: ${err}`)));
+  });
+  const stop = async () => {
+    if (child.exitCode !== null) return child.exitCode;
+    const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+    child.kill('SIGTERM');
+    return exited;
+  };
+  return { port, banner: out, stop };
+}
+
+test('diskless export iscsi --pool: a clone served read-write, its golden snapshot read-only; libiscsi and qemu-io see the volume; the pool is locked meanwhile', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dl-export-pool-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pool = join(dir, 'pool');
+  const image = join(dir, 'golden.raw');
+  writeFileSync(image, Buffer.alloc(8 * 1024 * 1024, 0x5a));
+  for (const args of [['import', 'golden', image], ['snapshot', 'golden@v1'], ['clone', 'golden@v1', 'pc1'], ['create', 'big', '--size', '64M', '-b', '4096']]) {
+    const r = await runCli(['volume', ...args, '--pool', pool]);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+  }
+  const iqn = 'iqn.2026-11.io.diskless:pool';
+  const url = (port: number) => `iscsi://127.0.0.1:${port}/${iqn}/0`;
+
+  const rw = await startExport(['pc1', '--pool', pool, '--iqn', iqn, '--listen', '127.0.0.1:0']);
+  try {
+    assert.match(rw.banner, new RegExp(`^exporting volume pc1 of embedded pool ${pool} \\(8388608 bytes, 512-byte blocks, thin provisioned\\) as ${iqn} LUN 0\n`));
+    const cap = await runTool('iscsi-readcapacity16', [url(rw.port)]);
+    assert.equal(cap.code, 0, cap.out);
+    assert.match(cap.out, /LOGICAL BLOCK LENGTH IN BYTES:512\n/);
+    assert.match(cap.out, /RETURNED LOGICAL BLOCK ADDRESS:16383\n/);
+    const io = await runTool('qemu-io', ['-f', 'raw', '-c', 'read -P 0x5a 0 1M', '-c', 'write -P 0x77 0 64k', '-c', 'flush', '-c', 'read -P 0x77 0 64k', '-c', 'read -P 0x5a 64k 64k', url(rw.port)]);
+    assert.equal(io.code, 0, io.out);
+    assert.doesNotMatch(io.out, /Pattern verification failed|error/i);
+    const busy = await runCli(['volume', 'list', '--pool', pool]);
+    assert.equal(busy.code, 1);
+    assert.match(busy.stderr, /^error STORE_BUSY: /);
+  } finally {
+    assert.equal(await rw.stop(), 0);
+  }
+
+  const ro = await startExport(['golden@v1', '--pool', pool, '--iqn', iqn, '--listen', '127.0.0.1:0']);
+  try {
+    assert.match(ro.banner, /^exporting volume golden@v1 of embedded pool .* 512-byte blocks, read-only, thin provisioned\) as /);
+    const io = await runTool('qemu-io', ['-r', '-f', 'raw', '-c', 'read -P 0x5a 0 64k', url(ro.port)]);
+    assert.equal(io.code, 0, `the golden snapshot is unchanged by the clone's writes: ${io.out}`);
+    const write = await runTool('qemu-io', ['-f', 'raw', '-c', 'write -P 0x11 0 4k', url(ro.port)]);
+    assert.notEqual(write.code, 0, 'a snapshot cannot be written');
+  } finally {
+    assert.equal(await ro.stop(), 0);
+  }
+
+  const big = await startExport(['big', '--pool', pool, '--iqn', iqn, '--listen', '127.0.0.1:0']);
+  try {
+    const cap = await runTool('iscsi-readcapacity16', [url(big.port)]);
+    assert.match(cap.out, /LOGICAL BLOCK LENGTH IN BYTES:4096\n/, 'a volume is served with its own block size');
+  } finally {
+    assert.equal(await big.stop(), 0);
+  }
+
+  const listed = await runCli(['volume', 'list', '-H', '-p', 'pc1', '--pool', pool]);
+  assert.ok(Number(listed.stdout.toString().split('\t')[3]) >= 64 * 1024, `pc1 has written bytes: ${listed.stdout}`);
+
+  for (const [args, message] of [
+    [['missing', '--pool', pool], /^error STORE_NOT_FOUND: /],
+    [['pc1', '--pool', pool, '--block-size', '4096'], /^error USAGE: option --block-size: .*a volume keeps the block size/],
+    [[image, '--mirror', join(dir, 'm')], /^error USAGE: option --mirror: .*together with --pool/],
+    [['pc1', '--zfs', 'tank/x', '--pool', pool], /^error USAGE: option --pool: .*either --zfs/],
+  ] as Array<[string[], RegExp]>) {
+    const r = await runCli(['export', 'iscsi', ...args, '--iqn', iqn, '--listen', '127.0.0.1:0']);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.stderr.toString(), message, args.join(' '));
+  }
 });
