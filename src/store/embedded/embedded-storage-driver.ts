@@ -139,22 +139,22 @@ export class EmbeddedStorageDriver implements StorageDriver {
     }
   }
 
-  list(): Promise<VolumeInfo[]> {
+  async list(): Promise<VolumeInfo[]> {
     const names = [...this.pool.volumes.values()].filter((v) => v.hidden === undefined).map((v) => v.name);
     return Promise.resolve(names.sort().map((n) => this.infoOf(this.pool.volumes.get(n)!)));
   }
 
-  exists(name: string): Promise<boolean> {
+  async exists(name: string): Promise<boolean> {
     assertVolumeName(name);
     const v = this.pool.volumes.get(name);
     return Promise.resolve(v !== undefined && v.hidden === undefined);
   }
 
-  info(name: string): Promise<VolumeInfo> {
+  async info(name: string): Promise<VolumeInfo> {
     return Promise.resolve(this.infoOf(this.volume(name)));
   }
 
-  open(name: string, options: OpenVolumeOptions & { readonly snapshot?: string } = {}): Promise<BlockDevice> {
+  async open(name: string, options: OpenVolumeOptions & { readonly snapshot?: string } = {}): Promise<BlockDevice> {
     this.pool.checkHealthy();
     const v = this.volume(name);
     if (options.snapshot !== undefined) {
@@ -193,7 +193,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
 
   // ---- snapshots ---------------------------------------------------------------------
 
-  listSnapshots(volume?: string): Promise<SnapshotInfo[]> {
+  async listSnapshots(volume?: string): Promise<SnapshotInfo[]> {
     const vols = volume !== undefined ? [this.volume(volume)] : [...this.pool.volumes.values()].filter((v) => v.hidden === undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return Promise.resolve(vols.flatMap((v) => this.ownSnapshots(v).map((l) => this.snapshotInfo(l))));
   }
@@ -368,7 +368,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
     return receiveStream(this, name, stream, options);
   }
 
-  receiveResumeToken(name: string): Promise<string | undefined> {
+  async receiveResumeToken(name: string): Promise<string | undefined> {
     assertVolumeName(name);
     const v = this.pool.volumes.get(name);
     return Promise.resolve(v?.receiving?.token);
@@ -406,7 +406,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
   }
 
   /** Diagnostics for tests: where the 4 KiB block holding byte `offset` of the volume (or snapshot) lives, primary copy first. */
-  debugLocate(volume: string, offset: number, snapshot?: string): Promise<{ path: string; position: number; length: number }[]> {
+  async debugLocate(volume: string, offset: number, snapshot?: string): Promise<{ path: string; position: number; length: number }[]> {
     const v = this.volume(volume);
     const view = snapshot !== undefined ? this.findSnapshot(volume, snapshot).id : v.head;
     return Promise.resolve(this.pool.locate(view, offset));
