@@ -35,11 +35,21 @@ export interface ConformanceCase {
   run(fx: StorageDriverFixture): Promise<void>;
 }
 
-/** Asserts that `p` rejects with a DisklessError of exactly `code`. */
-export async function rejectsWith(p: Promise<unknown> | (() => Promise<unknown>), code: ErrorCode, what: string): Promise<unknown> {
+/**
+ * Asserts that the promise `call()` returns rejects with a DisklessError of exactly `code`.
+ * A method that throws synchronously instead fails the assertion: every driver and device
+ * method returns a Promise, and callers chain `.catch` on it.
+ */
+export async function rejectsWith(call: () => Promise<unknown>, code: ErrorCode, what: string): Promise<unknown> {
+  let pending: Promise<unknown>;
+  try {
+    pending = call();
+  } catch (err) {
+    assert.fail(`${what}: threw ${isDisklessError(err) ? err.code : String(err)} synchronously instead of returning a rejected Promise`);
+  }
   let caught: unknown;
   try {
-    await (typeof p === 'function' ? p() : p);
+    await pending;
   } catch (err) {
     caught = err;
   }

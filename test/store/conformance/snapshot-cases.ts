@@ -14,9 +14,9 @@ const BAD_SNAPSHOT_NAMES = ['', 'a@b', 'a/b', '../x', '.x', 'x'.repeat(64)];
 /** The refusals a driver without snapshots must give, on an existing volume `v`. */
 async function assertNoSnapshots(driver: StorageDriver): Promise<void> {
   await driver.create('v', { size: MiB });
-  await rejectsWith(driver.snapshot('v', 's'), 'STORE_UNSUPPORTED', 'snapshot');
-  await rejectsWith(driver.open('v', { snapshot: 's' }), 'STORE_UNSUPPORTED', 'open a snapshot');
-  await rejectsWith(driver.destroySnapshot('v', 's'), 'STORE_UNSUPPORTED', 'destroySnapshot');
+  await rejectsWith(() => driver.snapshot('v', 's'), 'STORE_UNSUPPORTED', 'snapshot');
+  await rejectsWith(() => driver.open('v', { snapshot: 's' }), 'STORE_UNSUPPORTED', 'open a snapshot');
+  await rejectsWith(() => driver.destroySnapshot('v', 's'), 'STORE_UNSUPPORTED', 'destroySnapshot');
   assert.deepEqual(await driver.listSnapshots('v'), [], 'no snapshots to list');
   assert.deepEqual(await driver.listSnapshots(), []);
 }
@@ -59,7 +59,7 @@ export const snapshotCases: ConformanceCase[] = [
       try {
         assert.equal(snapDev.readOnly, true, 'a snapshot opens read-only even when asked otherwise');
         assert.equal(snapDev.size, 16 * MiB);
-        await rejectsWith(snapDev.write(0, Buffer.alloc(512)), 'STORE_READ_ONLY', 'write to a snapshot');
+        await rejectsWith(() => snapDev.write(0, Buffer.alloc(512)), 'STORE_READ_ONLY', 'write to a snapshot');
         await writePattern(driver, 'v', MiB, MiB, 2);
         await writePattern(driver, 'v', 8 * MiB, MiB, 2);
         const dev = await driver.open('v');
@@ -82,10 +82,10 @@ export const snapshotCases: ConformanceCase[] = [
       assert.equal(await digest(driver, 'v', 's1'), frozen);
       assert.deepEqual((await driver.listSnapshots('v')).map((s) => s.name), ['s1', 's2'], 'creation order');
 
-      await rejectsWith(driver.snapshot('v', 's1'), 'STORE_EXISTS', 'snapshot name taken');
-      await rejectsWith(driver.snapshot('nope', 's1'), 'STORE_NOT_FOUND', 'snapshot of a missing volume');
-      await rejectsWith(driver.open('v', { snapshot: 'nope' }), 'STORE_NOT_FOUND', 'open a missing snapshot');
-      for (const n of BAD_SNAPSHOT_NAMES) await rejectsWith(driver.snapshot('v', n), 'STORE_INVALID_NAME', `snapshot name ${JSON.stringify(n)}`);
+      await rejectsWith(() => driver.snapshot('v', 's1'), 'STORE_EXISTS', 'snapshot name taken');
+      await rejectsWith(() => driver.snapshot('nope', 's1'), 'STORE_NOT_FOUND', 'snapshot of a missing volume');
+      await rejectsWith(() => driver.open('v', { snapshot: 'nope' }), 'STORE_NOT_FOUND', 'open a missing snapshot');
+      for (const n of BAD_SNAPSHOT_NAMES) await rejectsWith(() => driver.snapshot('v', n), 'STORE_INVALID_NAME', `snapshot name ${JSON.stringify(n)}`);
       assert.equal((await driver.listSnapshots('v')).length, 2, 'refused snapshots left nothing behind');
     },
   },
@@ -107,14 +107,14 @@ export const snapshotCases: ConformanceCase[] = [
       await driver.destroySnapshot('a', 'y');
       assert.deepEqual((await driver.listSnapshots('a')).map((s) => s.name), ['w']);
       assert.equal(await digest(driver, 'a', 'w'), w, 'a later snapshot keeps its data when an earlier one goes');
-      await rejectsWith(driver.destroySnapshot('a', 'y'), 'STORE_NOT_FOUND', 'destroy a destroyed snapshot');
-      await rejectsWith(driver.destroySnapshot('nope', 'y'), 'STORE_NOT_FOUND', 'snapshot of a missing volume');
+      await rejectsWith(() => driver.destroySnapshot('a', 'y'), 'STORE_NOT_FOUND', 'destroy a destroyed snapshot');
+      await rejectsWith(() => driver.destroySnapshot('nope', 'y'), 'STORE_NOT_FOUND', 'snapshot of a missing volume');
 
-      await rejectsWith(driver.destroy('b'), 'STORE_HAS_DEPENDENTS', 'destroy a volume with snapshots');
+      await rejectsWith(() => driver.destroy('b'), 'STORE_HAS_DEPENDENTS', 'destroy a volume with snapshots');
       assert.deepEqual((await driver.listSnapshots('b')).map((s) => s.name), ['z', 'x'], 'refused destroy changed nothing');
       await driver.destroy('b', { recursive: true });
       assert.equal(await driver.exists('b'), false);
-      await rejectsWith(driver.listSnapshots('b'), 'STORE_NOT_FOUND', 'listSnapshots of a destroyed volume');
+      await rejectsWith(() => driver.listSnapshots('b'), 'STORE_NOT_FOUND', 'listSnapshots of a destroyed volume');
       assert.deepEqual((await driver.listSnapshots()).map((s) => `${s.volume}@${s.name}`), ['a@w']);
       // A snapshot name may be reused once the old one is gone.
       await driver.snapshot('a', 'y');
@@ -127,7 +127,7 @@ export const snapshotCases: ConformanceCase[] = [
       let driver = fx.driver;
       if (!driver.capabilities.clones) {
         await volumeWithSnapshot(driver);
-        await rejectsWith(driver.clone('v', 's', 'c'), 'STORE_UNSUPPORTED', 'clone');
+        await rejectsWith(() => driver.clone('v', 's', 'c'), 'STORE_UNSUPPORTED', 'clone');
         assert.equal(await driver.exists('c'), false);
         return;
       }
@@ -168,10 +168,10 @@ export const snapshotCases: ConformanceCase[] = [
       assert.deepEqual(c3.origin, { kind: 'clone', volume: 'c1', snapshot: 'mid' });
       assert.equal(await digest(driver, 'c3'), want.c1);
 
-      await rejectsWith(driver.clone('v', 'gold', 'c1'), 'STORE_EXISTS', 'clone onto an existing name');
-      await rejectsWith(driver.clone('v', 'nope', 'c9'), 'STORE_NOT_FOUND', 'clone of a missing snapshot');
-      await rejectsWith(driver.clone('nope', 'gold', 'c9'), 'STORE_NOT_FOUND', 'clone of a missing volume');
-      await rejectsWith(driver.clone('v', 'gold', '../c9'), 'STORE_INVALID_NAME', 'clone to a bad name');
+      await rejectsWith(() => driver.clone('v', 'gold', 'c1'), 'STORE_EXISTS', 'clone onto an existing name');
+      await rejectsWith(() => driver.clone('v', 'nope', 'c9'), 'STORE_NOT_FOUND', 'clone of a missing snapshot');
+      await rejectsWith(() => driver.clone('nope', 'gold', 'c9'), 'STORE_NOT_FOUND', 'clone of a missing volume');
+      await rejectsWith(() => driver.clone('v', 'gold', '../c9'), 'STORE_INVALID_NAME', 'clone to a bad name');
       assert.equal(await driver.exists('c9'), false);
 
       driver = await fx.reopen();
@@ -185,7 +185,7 @@ export const snapshotCases: ConformanceCase[] = [
     async run({ driver }) {
       if (!driver.capabilities.clones) {
         await volumeWithSnapshot(driver);
-        await rejectsWith(driver.clone('v', 's', 'c'), 'STORE_UNSUPPORTED', 'clone');
+        await rejectsWith(() => driver.clone('v', 's', 'c'), 'STORE_UNSUPPORTED', 'clone');
         return;
       }
       await driver.create('v', { size: 4 * MiB });
@@ -194,9 +194,9 @@ export const snapshotCases: ConformanceCase[] = [
       await driver.snapshot('v', 'later');
       await driver.clone('v', 's', 'c');
       const state = await snapshotState(driver);
-      await rejectsWith(driver.destroySnapshot('v', 's'), 'STORE_HAS_DEPENDENTS', 'destroy a cloned snapshot');
-      await rejectsWith(driver.destroy('v'), 'STORE_HAS_DEPENDENTS', 'destroy a volume with snapshots');
-      await rejectsWith(driver.destroy('v', { recursive: true }), 'STORE_HAS_DEPENDENTS', 'destroy -r a volume whose snapshot has a clone');
+      await rejectsWith(() => driver.destroySnapshot('v', 's'), 'STORE_HAS_DEPENDENTS', 'destroy a cloned snapshot');
+      await rejectsWith(() => driver.destroy('v'), 'STORE_HAS_DEPENDENTS', 'destroy a volume with snapshots');
+      await rejectsWith(() => driver.destroy('v', { recursive: true }), 'STORE_HAS_DEPENDENTS', 'destroy -r a volume whose snapshot has a clone');
       assert.deepEqual(await snapshotState(driver), state, 'refused destroys changed nothing');
       assert.equal(await digest(driver, 'v', 'later'), expectedDigest(4 * MiB, [{ offset: 0, length: MiB, seed: 1 }]));
       await driver.destroy('c');
@@ -212,7 +212,7 @@ export const snapshotCases: ConformanceCase[] = [
     async run({ driver }) {
       if (!driver.capabilities.rollback) {
         await volumeWithSnapshot(driver);
-        await rejectsWith(driver.rollback('v', 's'), 'STORE_UNSUPPORTED', 'rollback');
+        await rejectsWith(() => driver.rollback('v', 's'), 'STORE_UNSUPPORTED', 'rollback');
         return;
       }
       await driver.create('v', { size: 8 * MiB });
@@ -227,8 +227,8 @@ export const snapshotCases: ConformanceCase[] = [
       await writePattern(driver, 'v', 6 * MiB, MiB, 3);
       await driver.rollback('v', 's1');
       assert.equal(await digest(driver, 'v'), atS1);
-      await rejectsWith(driver.rollback('v', 'nope'), 'STORE_NOT_FOUND', 'rollback to a missing snapshot');
-      await rejectsWith(driver.rollback('nope', 's1'), 'STORE_NOT_FOUND', 'rollback of a missing volume');
+      await rejectsWith(() => driver.rollback('v', 'nope'), 'STORE_NOT_FOUND', 'rollback to a missing snapshot');
+      await rejectsWith(() => driver.rollback('nope', 's1'), 'STORE_NOT_FOUND', 'rollback of a missing volume');
     },
   },
   {
@@ -236,7 +236,7 @@ export const snapshotCases: ConformanceCase[] = [
     async run({ driver }) {
       if (!driver.capabilities.rollback) {
         await volumeWithSnapshot(driver);
-        await rejectsWith(driver.rollback('v', 's', { destroyLater: true }), 'STORE_UNSUPPORTED', 'rollback -r');
+        await rejectsWith(() => driver.rollback('v', 's', { destroyLater: true }), 'STORE_UNSUPPORTED', 'rollback -r');
         return;
       }
       await driver.create('v', { size: 8 * MiB });
@@ -251,7 +251,7 @@ export const snapshotCases: ConformanceCase[] = [
       await writePattern(driver, 'v', 0, MiB, 9);
       const now = await digest(driver, 'v');
       let state = await snapshotState(driver, 'v');
-      await rejectsWith(driver.rollback('v', 's1'), 'STORE_HAS_DEPENDENTS', 'rollback past s2 and s3 without destroyLater');
+      await rejectsWith(() => driver.rollback('v', 's1'), 'STORE_HAS_DEPENDENTS', 'rollback past s2 and s3 without destroyLater');
       assert.equal(await digest(driver, 'v'), now, 'refused rollback left the volume as it was');
       assert.deepEqual(await snapshotState(driver, 'v'), state);
 
@@ -262,7 +262,7 @@ export const snapshotCases: ConformanceCase[] = [
       if (driver.capabilities.clones) {
         await driver.clone('v', 's2', 'c');
         state = await snapshotState(driver, 'v');
-        await rejectsWith(driver.rollback('v', 's1', { destroyLater: true }), 'STORE_HAS_DEPENDENTS', 'rollback -r past a cloned snapshot');
+        await rejectsWith(() => driver.rollback('v', 's1', { destroyLater: true }), 'STORE_HAS_DEPENDENTS', 'rollback -r past a cloned snapshot');
         assert.deepEqual(await snapshotState(driver, 'v'), state);
         assert.equal(await digest(driver, 'v'), d2);
         await driver.destroy('c');
@@ -270,7 +270,7 @@ export const snapshotCases: ConformanceCase[] = [
       if (driver.capabilities.holds) {
         await driver.hold('v', 's2', 'keep');
         state = await snapshotState(driver, 'v');
-        await rejectsWith(driver.rollback('v', 's1', { destroyLater: true }), 'STORE_HELD', 'rollback -r past a held snapshot');
+        await rejectsWith(() => driver.rollback('v', 's1', { destroyLater: true }), 'STORE_HELD', 'rollback -r past a held snapshot');
         assert.deepEqual(await snapshotState(driver, 'v'), state);
         assert.equal(await digest(driver, 'v'), d2);
         await driver.release('v', 's2', 'keep');
@@ -286,7 +286,7 @@ export const snapshotCases: ConformanceCase[] = [
       if (!driver.capabilities.promote) {
         await volumeWithSnapshot(driver);
         if (driver.capabilities.clones) await driver.clone('v', 's', 'c');
-        await rejectsWith(driver.promote(driver.capabilities.clones ? 'c' : 'v'), 'STORE_UNSUPPORTED', 'promote');
+        await rejectsWith(() => driver.promote(driver.capabilities.clones ? 'c' : 'v'), 'STORE_UNSUPPORTED', 'promote');
         return;
       }
       await driver.create('v', { size: 8 * MiB });
@@ -321,7 +321,7 @@ export const snapshotCases: ConformanceCase[] = [
       assert.equal(await digest(driver, 'c', 'own'), before.own);
 
       // Now v is the dependent one: it can go, c@s2 cannot while v exists.
-      await rejectsWith(driver.destroySnapshot('c', 's2'), 'STORE_HAS_DEPENDENTS', 'destroy the snapshot v now hangs off');
+      await rejectsWith(() => driver.destroySnapshot('c', 's2'), 'STORE_HAS_DEPENDENTS', 'destroy the snapshot v now hangs off');
       await driver.destroy('v', { recursive: true });
       assert.deepEqual((await driver.listSnapshots('c'))[1]!.clones, []);
       assert.equal(await digest(driver, 'c', 's1'), before.s1, 'the promoted clone no longer needs its old origin');
@@ -333,7 +333,7 @@ export const snapshotCases: ConformanceCase[] = [
     async run({ driver }) {
       if (!driver.capabilities.promote) {
         await volumeWithSnapshot(driver);
-        await rejectsWith(driver.promote('v'), 'STORE_UNSUPPORTED', 'promote');
+        await rejectsWith(() => driver.promote('v'), 'STORE_UNSUPPORTED', 'promote');
         return;
       }
       await driver.create('v', { size: 4 * MiB });
@@ -343,10 +343,10 @@ export const snapshotCases: ConformanceCase[] = [
       await driver.clone('v', 'base', 'c');
       await driver.snapshot('c', 'dup');
       const state = await snapshotState(driver);
-      await rejectsWith(driver.promote('c'), 'STORE_EXISTS', 'promote with a snapshot name on both sides');
+      await rejectsWith(() => driver.promote('c'), 'STORE_EXISTS', 'promote with a snapshot name on both sides');
       assert.deepEqual(await snapshotState(driver), state);
       assert.deepEqual((await driver.info('c')).origin, { kind: 'clone', volume: 'v', snapshot: 'base' });
-      await rejectsWith(driver.promote('nope'), 'STORE_NOT_FOUND', 'promote a missing volume');
+      await rejectsWith(() => driver.promote('nope'), 'STORE_NOT_FOUND', 'promote a missing volume');
     },
   },
   {
@@ -355,8 +355,8 @@ export const snapshotCases: ConformanceCase[] = [
       let driver = fx.driver;
       if (!driver.capabilities.holds) {
         await volumeWithSnapshot(driver);
-        await rejectsWith(driver.hold('v', 's', 'keep'), 'STORE_UNSUPPORTED', 'hold');
-        await rejectsWith(driver.release('v', 's', 'keep'), 'STORE_UNSUPPORTED', 'release');
+        await rejectsWith(() => driver.hold('v', 's', 'keep'), 'STORE_UNSUPPORTED', 'hold');
+        await rejectsWith(() => driver.release('v', 's', 'keep'), 'STORE_UNSUPPORTED', 'release');
         return;
       }
       await driver.create('v', { size: 4 * MiB });
@@ -364,20 +364,20 @@ export const snapshotCases: ConformanceCase[] = [
       await driver.hold('v', 's', 'b-tag');
       await driver.hold('v', 's', 'a-tag');
       assert.deepEqual((await driver.listSnapshots('v'))[0]!.holds, ['a-tag', 'b-tag'], 'sorted');
-      await rejectsWith(driver.hold('v', 's', 'a-tag'), 'STORE_EXISTS', 'the same tag twice');
-      await rejectsWith(driver.hold('v', 'nope', 'x'), 'STORE_NOT_FOUND', 'hold a missing snapshot');
-      await rejectsWith(driver.hold('v', 's', ''), 'STORE_INVALID_NAME', 'empty tag');
+      await rejectsWith(() => driver.hold('v', 's', 'a-tag'), 'STORE_EXISTS', 'the same tag twice');
+      await rejectsWith(() => driver.hold('v', 'nope', 'x'), 'STORE_NOT_FOUND', 'hold a missing snapshot');
+      await rejectsWith(() => driver.hold('v', 's', ''), 'STORE_INVALID_NAME', 'empty tag');
       const state = await snapshotState(driver);
-      await rejectsWith(driver.destroySnapshot('v', 's'), 'STORE_HELD', 'destroy a held snapshot');
-      await rejectsWith(driver.destroy('v', { recursive: true }), 'STORE_HELD', 'destroy -r a volume with a held snapshot');
+      await rejectsWith(() => driver.destroySnapshot('v', 's'), 'STORE_HELD', 'destroy a held snapshot');
+      await rejectsWith(() => driver.destroy('v', { recursive: true }), 'STORE_HELD', 'destroy -r a volume with a held snapshot');
       assert.deepEqual(await snapshotState(driver), state, 'refusals changed nothing');
 
       driver = await fx.reopen();
       assert.deepEqual((await driver.listSnapshots('v'))[0]!.holds, ['a-tag', 'b-tag'], 'holds survive a restart');
       await driver.release('v', 's', 'a-tag');
-      await rejectsWith(driver.destroySnapshot('v', 's'), 'STORE_HELD', 'one hold left');
+      await rejectsWith(() => driver.destroySnapshot('v', 's'), 'STORE_HELD', 'one hold left');
       await driver.release('v', 's', 'b-tag');
-      await rejectsWith(driver.release('v', 's', 'b-tag'), 'STORE_NOT_FOUND', 'release twice');
+      await rejectsWith(() => driver.release('v', 's', 'b-tag'), 'STORE_NOT_FOUND', 'release twice');
       assert.deepEqual((await driver.listSnapshots('v'))[0]!.holds, []);
       await driver.destroySnapshot('v', 's');
       await driver.destroy('v');

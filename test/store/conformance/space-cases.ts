@@ -35,7 +35,7 @@ export const spaceCases: ConformanceCase[] = [
     async run({ driver }) {
       if (!driver.capabilities.snapshots) {
         await driver.create('v', { size: MiB });
-        await rejectsWith(driver.snapshot('v', 's1'), 'STORE_UNSUPPORTED', 'snapshot');
+        await rejectsWith(() => driver.snapshot('v', 's1'), 'STORE_UNSUPPORTED', 'snapshot');
         return;
       }
       await driver.create('v', { size: 32 * MiB });
@@ -73,7 +73,7 @@ export const spaceCases: ConformanceCase[] = [
       if (!driver.capabilities.clones) {
         await driver.create('v', { size: MiB });
         if (driver.capabilities.snapshots) await driver.snapshot('v', 'gold');
-        await rejectsWith(driver.clone('v', 'gold', 'c'), 'STORE_UNSUPPORTED', 'clone');
+        await rejectsWith(() => driver.clone('v', 'gold', 'c'), 'STORE_UNSUPPORTED', 'clone');
         return;
       }
       await driver.create('v', { size: 32 * MiB });
@@ -104,8 +104,8 @@ export const spaceCases: ConformanceCase[] = [
       await driver.create('v', { size: 16 * MiB });
       await writePattern(driver, 'v', 0, 4 * MiB, 1);
       if (!driver.capabilities.scrub) {
-        await rejectsWith(driver.scrub('v'), 'STORE_UNSUPPORTED', 'scrub a volume');
-        await rejectsWith(driver.scrub(), 'STORE_UNSUPPORTED', 'scrub the pool');
+        await rejectsWith(() => driver.scrub('v'), 'STORE_UNSUPPORTED', 'scrub a volume');
+        await rejectsWith(() => driver.scrub(), 'STORE_UNSUPPORTED', 'scrub the pool');
         return;
       }
       if (driver.capabilities.snapshots) {
@@ -126,7 +126,7 @@ export const spaceCases: ConformanceCase[] = [
       assert.deepEqual({ errors: all.errors, repaired: all.repaired, unrecoverable: all.unrecoverable }, { errors: 0, repaired: 0, unrecoverable: 0 });
       assert.ok(all.bytesChecked >= one.bytesChecked, `pool scrub checked ${all.bytesChecked} < volume scrub ${one.bytesChecked}`);
       assert.equal(await digest(driver, 'v'), before, 'scrub changed no data');
-      await rejectsWith(driver.scrub('nope'), 'STORE_NOT_FOUND', 'scrub a missing volume');
+      await rejectsWith(() => driver.scrub('nope'), 'STORE_NOT_FOUND', 'scrub a missing volume');
     },
   },
 ];

@@ -25,7 +25,7 @@ async function assertNoSendReceive(driver: StorageDriver): Promise<void> {
   await driver.create('v', { size: MiB });
   if (driver.capabilities.snapshots) await driver.snapshot('v', 's1');
   await rejectsWith(() => collect(driver.send('v', 's1')), 'STORE_UNSUPPORTED', 'send');
-  await rejectsWith(driver.receive('r', replay(Buffer.alloc(4096))), 'STORE_UNSUPPORTED', 'receive');
+  await rejectsWith(() => driver.receive('r', replay(Buffer.alloc(4096))), 'STORE_UNSUPPORTED', 'receive');
   assert.equal(await driver.exists('r'), false);
 }
 
@@ -49,7 +49,7 @@ export const streamCases: ConformanceCase[] = [
       const want = await digest(driver, 'v', 's1');
       assert.equal(await digest(driver, 'r', 's1'), want);
       assert.equal(await digest(driver, 'r'), want, 'the received volume reads as its snapshot');
-      await rejectsWith(driver.receive('r', replay(stream)), 'STORE_EXISTS', 'full receive onto an existing volume');
+      await rejectsWith(() => driver.receive('r', replay(stream)), 'STORE_EXISTS', 'full receive onto an existing volume');
       await rejectsWith(() => collect(driver.send('v', 'nope')), 'STORE_NOT_FOUND', 'send a missing snapshot');
       await rejectsWith(() => collect(driver.send('nope', 's1')), 'STORE_NOT_FOUND', 'send from a missing volume');
 
@@ -104,7 +104,7 @@ export const streamCases: ConformanceCase[] = [
         assert.deepEqual(await snapshotState(driver, 'r'), state, `${what}: snapshots unchanged`);
         assert.equal(await digest(driver, 'r'), rDigest, `${what}: data unchanged`);
       };
-      await rejectsWith(driver.receive('r', driver.send('v', 's3', { base: 's2' })), 'STORE_STREAM_INVALID', 'base s2 missing on r');
+      await rejectsWith(() => driver.receive('r', driver.send('v', 's3', { base: 's2' })), 'STORE_STREAM_INVALID', 'base s2 missing on r');
       await unchanged('missing base');
 
       // Same snapshot name, different history: the guid does not match.
@@ -112,16 +112,16 @@ export const streamCases: ConformanceCase[] = [
       await writePattern(driver, 'w', 0, MiB, 9);
       await driver.snapshot('w', 's1');
       await driver.receive('q', driver.send('w', 's1'));
-      await rejectsWith(driver.receive('q', driver.send('v', 's2', { base: 's1' })), 'STORE_STREAM_INVALID', 'base with the same name but another guid');
+      await rejectsWith(() => driver.receive('q', driver.send('v', 's2', { base: 's1' })), 'STORE_STREAM_INVALID', 'base with the same name but another guid');
       assert.deepEqual((await driver.listSnapshots('q')).map((s) => s.name), ['s1']);
 
-      await rejectsWith(driver.receive('nope', driver.send('v', 's2', { base: 's1' })), 'STORE_NOT_FOUND', 'incremental into a missing volume');
+      await rejectsWith(() => driver.receive('nope', driver.send('v', 's2', { base: 's1' })), 'STORE_NOT_FOUND', 'incremental into a missing volume');
       assert.equal(await driver.exists('nope'), false);
 
       // r written to after its latest snapshot: refused unless force, which discards those writes.
       await writePattern(driver, 'r', 7 * MiB, MiB, 8);
       const changed = await digest(driver, 'r');
-      await rejectsWith(driver.receive('r', driver.send('v', 's2', { base: 's1' })), 'STORE_STREAM_INVALID', 'incremental onto a volume changed since its snapshot');
+      await rejectsWith(() => driver.receive('r', driver.send('v', 's2', { base: 's1' })), 'STORE_STREAM_INVALID', 'incremental onto a volume changed since its snapshot');
       assert.equal(await digest(driver, 'r'), changed, 'refused receive kept the local writes');
       await driver.receive('r', driver.send('v', 's2', { base: 's1' }), { force: true });
       assert.equal(await digest(driver, 'r'), await digest(driver, 'v', 's2'));
@@ -145,7 +145,7 @@ export const streamCases: ConformanceCase[] = [
         ['trailing garbage', Buffer.concat([full, randomBytes(4096)])],
       ];
       for (const [what, bytes] of bad) {
-        await rejectsWith(driver.receive('r', replay(bytes)), 'STORE_STREAM_INVALID', `full stream: ${what}`);
+        await rejectsWith(() => driver.receive('r', replay(bytes)), 'STORE_STREAM_INVALID', `full stream: ${what}`);
         assert.equal(await driver.exists('r'), false, `${what}: no volume left behind`);
       }
       assert.deepEqual((await driver.list()).map((x) => x.name), ['v']);
@@ -160,7 +160,7 @@ export const streamCases: ConformanceCase[] = [
         ['first half', inc.subarray(0, Math.floor(inc.length / 2))],
         ['a full stream where an incremental belongs', full],
       ] as Array<[string, Buffer]>) {
-        await rejectsWith(driver.receive('r', replay(bytes)), what.startsWith('a full') ? 'STORE_EXISTS' : 'STORE_STREAM_INVALID', `incremental: ${what}`);
+        await rejectsWith(() => driver.receive('r', replay(bytes)), what.startsWith('a full') ? 'STORE_EXISTS' : 'STORE_STREAM_INVALID', `incremental: ${what}`);
         assert.deepEqual(await snapshotState(driver, 'r'), state, `${what}: r's snapshots untouched`);
         assert.equal(await digest(driver, 'r'), rDigest, `${what}: r's data untouched`);
       }
@@ -176,9 +176,9 @@ export const streamCases: ConformanceCase[] = [
       if (!driver.capabilities.resumableReceive) {
         await driver.create('v', { size: MiB });
         if (driver.capabilities.snapshots) await driver.snapshot('v', 's1');
-        await rejectsWith(driver.receive('r', replay(Buffer.alloc(4096)), { resumable: true }), 'STORE_UNSUPPORTED', 'resumable receive');
-        await rejectsWith(driver.receiveResumeToken('r'), 'STORE_UNSUPPORTED', 'receiveResumeToken');
-        await rejectsWith(driver.abortReceive('r'), 'STORE_UNSUPPORTED', 'abortReceive');
+        await rejectsWith(() => driver.receive('r', replay(Buffer.alloc(4096)), { resumable: true }), 'STORE_UNSUPPORTED', 'resumable receive');
+        await rejectsWith(() => driver.receiveResumeToken('r'), 'STORE_UNSUPPORTED', 'receiveResumeToken');
+        await rejectsWith(() => driver.abortReceive('r'), 'STORE_UNSUPPORTED', 'abortReceive');
         await rejectsWith(() => collect(driver.send('v', 's1', { resumeToken: 'x' })), 'STORE_UNSUPPORTED', 'send --resume');
         assert.equal(await driver.exists('r'), false);
         return;
@@ -186,7 +186,7 @@ export const streamCases: ConformanceCase[] = [
       await sourceVolume(driver);
       const full = await collect(driver.send('v', 's1'));
       const cut = Math.floor(full.length * 0.6);
-      const err = (await rejectsWith(driver.receive('r', replay(full.subarray(0, cut)), { resumable: true }), 'STORE_RECEIVE_INTERRUPTED', 'full stream cut at 60%')) as { data: { resumeToken?: unknown } };
+      const err = (await rejectsWith(() => driver.receive('r', replay(full.subarray(0, cut)), { resumable: true }), 'STORE_RECEIVE_INTERRUPTED', 'full stream cut at 60%')) as { data: { resumeToken?: unknown } };
       const token = err.data.resumeToken;
       assert.ok(typeof token === 'string' && token.length > 0, `details.resumeToken ${String(token)}`);
       assert.equal(await driver.receiveResumeToken('r'), token);
@@ -199,18 +199,18 @@ export const streamCases: ConformanceCase[] = [
 
       // Incremental: interrupted, r stays at s1; resumed, r reaches s2.
       const inc = await collect(driver.send('v', 's2', { base: 's1' }));
-      const incErr = (await rejectsWith(driver.receive('r', replay(inc.subarray(0, Math.floor(inc.length / 2))), { resumable: true }), 'STORE_RECEIVE_INTERRUPTED', 'incremental cut at 50%')) as { data: { resumeToken?: unknown } };
+      const incErr = (await rejectsWith(() => driver.receive('r', replay(inc.subarray(0, Math.floor(inc.length / 2))), { resumable: true }), 'STORE_RECEIVE_INTERRUPTED', 'incremental cut at 50%')) as { data: { resumeToken?: unknown } };
       assert.deepEqual((await driver.listSnapshots('r')).map((s) => s.name), ['s1']);
       assert.equal(await digest(driver, 'r'), await digest(driver, 'v', 's1'), 'an interrupted incremental leaves the volume at its base');
       await driver.receive('r', driver.send('v', 's2', { resumeToken: incErr.data.resumeToken as string }), { resumable: true });
       assert.equal(await digest(driver, 'r'), await digest(driver, 'v', 's2'));
 
       // Abort: the partial state goes and the name is free for a fresh receive.
-      await rejectsWith(driver.receive('r2', replay(full.subarray(0, cut)), { resumable: true }), 'STORE_RECEIVE_INTERRUPTED', 'second interrupted receive');
+      await rejectsWith(() => driver.receive('r2', replay(full.subarray(0, cut)), { resumable: true }), 'STORE_RECEIVE_INTERRUPTED', 'second interrupted receive');
       await driver.abortReceive('r2');
       assert.equal(await driver.receiveResumeToken('r2'), undefined);
       assert.equal(await driver.exists('r2'), false);
-      await rejectsWith(driver.abortReceive('r2'), 'STORE_NOT_FOUND', 'abort with nothing pending');
+      await rejectsWith(() => driver.abortReceive('r2'), 'STORE_NOT_FOUND', 'abort with nothing pending');
       await driver.receive('r2', replay(full));
       assert.equal(await digest(driver, 'r2'), await digest(driver, 'v', 's1'));
     },

@@ -19,12 +19,12 @@ export const volumeCases: ConformanceCase[] = [
     async run({ driver }) {
       for (const n of BAD_NAMES) {
         const what = JSON.stringify(n);
-        await rejectsWith(driver.create(n, { size: MiB }), 'STORE_INVALID_NAME', `create ${what}`);
-        await rejectsWith(driver.info(n), 'STORE_INVALID_NAME', `info ${what}`);
+        await rejectsWith(() => driver.create(n, { size: MiB }), 'STORE_INVALID_NAME', `create ${what}`);
+        await rejectsWith(() => driver.info(n), 'STORE_INVALID_NAME', `info ${what}`);
         await rejectsWith(() => driver.exists(n), 'STORE_INVALID_NAME', `exists ${what}`);
-        await rejectsWith(driver.open(n), 'STORE_INVALID_NAME', `open ${what}`);
-        await rejectsWith(driver.destroy(n), 'STORE_INVALID_NAME', `destroy ${what}`);
-        await rejectsWith(driver.listSnapshots(n), 'STORE_INVALID_NAME', `listSnapshots ${what}`);
+        await rejectsWith(() => driver.open(n), 'STORE_INVALID_NAME', `open ${what}`);
+        await rejectsWith(() => driver.destroy(n), 'STORE_INVALID_NAME', `destroy ${what}`);
+        await rejectsWith(() => driver.listSnapshots(n), 'STORE_INVALID_NAME', `listSnapshots ${what}`);
       }
       assert.deepEqual(await driver.list(), [], 'nothing was created');
       // The longest legal name works.
@@ -65,10 +65,10 @@ export const volumeCases: ConformanceCase[] = [
     name: 'create: bad sizes and block sizes are refused with STORE_INVALID_SIZE and create nothing',
     async run({ driver }) {
       for (const size of [0, -512, 513, 1.5, Number.NaN, Number.MAX_SAFE_INTEGER + 1]) {
-        await rejectsWith(driver.create('v', { size }), 'STORE_INVALID_SIZE', `size ${size}`);
+        await rejectsWith(() => driver.create('v', { size }), 'STORE_INVALID_SIZE', `size ${size}`);
       }
-      await rejectsWith(driver.create('v', { size: 6144, blockSize: 4096 }), 'STORE_INVALID_SIZE', 'size not a multiple of 4096');
-      await rejectsWith(driver.create('v', { size: 8192, blockSize: 1024 as 512 }), 'STORE_INVALID_SIZE', 'block size 1024');
+      await rejectsWith(() => driver.create('v', { size: 6144, blockSize: 4096 }), 'STORE_INVALID_SIZE', 'size not a multiple of 4096');
+      await rejectsWith(() => driver.create('v', { size: 8192, blockSize: 1024 as 512 }), 'STORE_INVALID_SIZE', 'block size 1024');
       assert.equal(await driver.exists('v'), false);
       assert.deepEqual(await driver.list(), []);
     },
@@ -78,7 +78,7 @@ export const volumeCases: ConformanceCase[] = [
     async run({ driver }) {
       await driver.create('vol', { size: 2 * MiB });
       await writePattern(driver, 'vol', 0, MiB, 7);
-      await rejectsWith(driver.create('vol', { size: 4 * MiB }), 'STORE_EXISTS', 'second create');
+      await rejectsWith(() => driver.create('vol', { size: 4 * MiB }), 'STORE_EXISTS', 'second create');
       assert.equal((await driver.info('vol')).size, 2 * MiB);
       assert.equal(firstPatternMismatch(await readRange(driver, 'vol', 0, MiB), 0, 7), -1);
     },
@@ -107,8 +107,8 @@ export const volumeCases: ConformanceCase[] = [
         assert.equal(big.size, 16 * MiB);
         assert.equal(await digest(driver, 'imp-big'), digestPadded(image, 16 * MiB), 'grown import: the source, then zeros');
 
-        await rejectsWith(driver.create('small', { from: file, size: MiB }), 'STORE_INVALID_SIZE', 'size below the source');
-        await rejectsWith(driver.create('missing', { from: join(dir, 'nope.raw') }), 'STORE_NOT_FOUND', 'missing source');
+        await rejectsWith(() => driver.create('small', { from: file, size: MiB }), 'STORE_INVALID_SIZE', 'size below the source');
+        await rejectsWith(() => driver.create('missing', { from: join(dir, 'nope.raw') }), 'STORE_NOT_FOUND', 'missing source');
         assert.deepEqual((await driver.list()).map((x) => x.name), ['imp', 'imp-big']);
       } finally {
         await rm(dir, { recursive: true, force: true });
@@ -128,10 +128,10 @@ export const volumeCases: ConformanceCase[] = [
       await driver.destroy('b-vol');
       assert.equal(await driver.exists('b-vol'), false);
       assert.deepEqual((await driver.list()).map((v) => v.name), names.filter((n) => n !== 'b-vol'));
-      await rejectsWith(driver.destroy('b-vol'), 'STORE_NOT_FOUND', 'second destroy');
-      await rejectsWith(driver.info('b-vol'), 'STORE_NOT_FOUND', 'info after destroy');
-      await rejectsWith(driver.open('b-vol'), 'STORE_NOT_FOUND', 'open after destroy');
-      await rejectsWith(driver.listSnapshots('b-vol'), 'STORE_NOT_FOUND', 'listSnapshots after destroy');
+      await rejectsWith(() => driver.destroy('b-vol'), 'STORE_NOT_FOUND', 'second destroy');
+      await rejectsWith(() => driver.info('b-vol'), 'STORE_NOT_FOUND', 'info after destroy');
+      await rejectsWith(() => driver.open('b-vol'), 'STORE_NOT_FOUND', 'open after destroy');
+      await rejectsWith(() => driver.listSnapshots('b-vol'), 'STORE_NOT_FOUND', 'listSnapshots after destroy');
       // The name is free again, and the new volume starts empty.
       await driver.create('b-vol', { size: MiB });
       assert.deepEqual(await readRange(driver, 'b-vol', 0, MiB), Buffer.alloc(MiB));
@@ -175,20 +175,20 @@ export const volumeCases: ConformanceCase[] = [
     async run({ driver }) {
       await driver.create('r', { size: MiB });
       const dev = await driver.open('r');
-      await rejectsWith(dev.read(MiB, 512), 'STORE_OUT_OF_RANGE', 'read at the end');
-      await rejectsWith(dev.read(MiB - 512, 1024), 'STORE_OUT_OF_RANGE', 'read across the end');
-      await rejectsWith(dev.read(100, 512), 'STORE_OUT_OF_RANGE', 'unaligned offset');
-      await rejectsWith(dev.read(0, 100), 'STORE_OUT_OF_RANGE', 'unaligned length');
-      await rejectsWith(dev.read(-512, 512), 'STORE_OUT_OF_RANGE', 'negative offset');
-      await rejectsWith(dev.write(MiB, Buffer.alloc(512)), 'STORE_OUT_OF_RANGE', 'write at the end');
-      await rejectsWith(dev.write(0, Buffer.alloc(100)), 'STORE_OUT_OF_RANGE', 'unaligned write length');
-      await rejectsWith(dev.write(MiB - 512, [Buffer.alloc(512), Buffer.alloc(512)]), 'STORE_OUT_OF_RANGE', 'vectored write across the end');
+      await rejectsWith(() => dev.read(MiB, 512), 'STORE_OUT_OF_RANGE', 'read at the end');
+      await rejectsWith(() => dev.read(MiB - 512, 1024), 'STORE_OUT_OF_RANGE', 'read across the end');
+      await rejectsWith(() => dev.read(100, 512), 'STORE_OUT_OF_RANGE', 'unaligned offset');
+      await rejectsWith(() => dev.read(0, 100), 'STORE_OUT_OF_RANGE', 'unaligned length');
+      await rejectsWith(() => dev.read(-512, 512), 'STORE_OUT_OF_RANGE', 'negative offset');
+      await rejectsWith(() => dev.write(MiB, Buffer.alloc(512)), 'STORE_OUT_OF_RANGE', 'write at the end');
+      await rejectsWith(() => dev.write(0, Buffer.alloc(100)), 'STORE_OUT_OF_RANGE', 'unaligned write length');
+      await rejectsWith(() => dev.write(MiB - 512, [Buffer.alloc(512), Buffer.alloc(512)]), 'STORE_OUT_OF_RANGE', 'vectored write across the end');
       assert.deepEqual(await dev.read(0, MiB), Buffer.alloc(MiB), 'refused writes changed nothing');
       await dev.close();
       await dev.close(); // idempotent
-      await rejectsWith(dev.read(0, 512), 'STORE_CLOSED', 'read after close');
-      await rejectsWith(dev.write(0, Buffer.alloc(512)), 'STORE_CLOSED', 'write after close');
-      await rejectsWith(dev.flush(), 'STORE_CLOSED', 'flush after close');
+      await rejectsWith(() => dev.read(0, 512), 'STORE_CLOSED', 'read after close');
+      await rejectsWith(() => dev.write(0, Buffer.alloc(512)), 'STORE_CLOSED', 'write after close');
+      await rejectsWith(() => dev.flush(), 'STORE_CLOSED', 'flush after close');
     },
   },
   {
@@ -238,8 +238,8 @@ export const volumeCases: ConformanceCase[] = [
       const dev = await driver.open('ro', { readOnly: true });
       try {
         assert.equal(dev.readOnly, true);
-        await rejectsWith(dev.write(0, Buffer.alloc(512)), 'STORE_READ_ONLY', 'write');
-        await rejectsWith(dev.write(0, Buffer.alloc(512), { fua: true }), 'STORE_READ_ONLY', 'FUA write');
+        await rejectsWith(() => dev.write(0, Buffer.alloc(512)), 'STORE_READ_ONLY', 'write');
+        await rejectsWith(() => dev.write(0, Buffer.alloc(512), { fua: true }), 'STORE_READ_ONLY', 'FUA write');
         // A read-only device may also not offer unmap at all (capabilities.unmap false): then either refusal is right.
         const refusal = await dev.unmap(0, 512).then(() => undefined, (err: unknown) => err);
         const allowed = dev.capabilities.unmap ? ['STORE_READ_ONLY'] : ['STORE_READ_ONLY', 'STORE_UNSUPPORTED'];
@@ -261,8 +261,8 @@ export const volumeCases: ConformanceCase[] = [
       try {
         if (!driver.capabilities.unmap) assert.equal(dev.capabilities.unmap, false, 'a device cannot unmap when its driver cannot');
         if (!dev.capabilities.unmap) {
-          await rejectsWith(dev.unmap(0, MiB), 'STORE_UNSUPPORTED', 'unmap without the capability');
-          await rejectsWith(dev.allocationStatus(0, MiB, 8), 'STORE_UNSUPPORTED', 'allocationStatus without the capability');
+          await rejectsWith(() => dev.unmap(0, MiB), 'STORE_UNSUPPORTED', 'unmap without the capability');
+          await rejectsWith(() => dev.allocationStatus(0, MiB, 8), 'STORE_UNSUPPORTED', 'allocationStatus without the capability');
           assert.equal(firstPatternMismatch(await dev.read(0, MiB), 0, 61), -1, 'refused unmap changed nothing');
           return;
         }
@@ -281,7 +281,7 @@ export const volumeCases: ConformanceCase[] = [
         assert.equal(mappedAt(0), true);
         assert.equal(mappedAt(2 * MiB), false);
         assert.equal(mappedAt(6 * MiB), false);
-        await rejectsWith(dev.unmap(8 * MiB - 512, 1024), 'STORE_OUT_OF_RANGE', 'unmap past the end');
+        await rejectsWith(() => dev.unmap(8 * MiB - 512, 1024), 'STORE_OUT_OF_RANGE', 'unmap past the end');
       } finally {
         await dev.close();
       }
