@@ -67,7 +67,7 @@ export function stampBlock(target: Buffer, stamp: BlockStamp): Buffer {
   target.writeUInt32LE(Math.floor(stamp.lba / 0x100000000), 16);
   fillPattern(target.subarray(STAMP_HEADER), 0, mix32(stamp.seed ^ mix32(stamp.batch)) ^ stamp.lba);
   target.writeUInt32LE(0, 20);
-  target.writeUInt32LE(crc32(target.subarray(STAMP_HEADER)) ^ crc32(target.subarray(0, 20)), 20);
+  target.writeUInt32LE((crc32(target.subarray(STAMP_HEADER)) ^ crc32(target.subarray(0, 20))) >>> 0, 20);
   return target;
 }
 
