@@ -34,6 +34,8 @@ export const INIT_PARAMS = {
   port: 'diskless.port',
   user: 'diskless.user',
   secret: 'diskless.secret',
+  /** When set: mount the root read-write, write this value to /WRITTEN and sync before the marker (a node writing to its own disk). */
+  write: 'diskless.write',
 } as const;
 
 /** Console lines /init prints (the lab's tests and timelines match them). */
@@ -43,6 +45,8 @@ export const INIT_LINES = {
   iscsistartStatus: 'diskless-init: iscsistart exited with status',
   disk: 'diskless-init: disk /dev/sda present',
   mounted: 'diskless-init: mounted /dev/sda',
+  /** Followed by the value written to /WRITTEN (diskless.write), after sync. */
+  wrote: 'diskless-init: wrote and synced /WRITTEN:',
 } as const;
 
 export interface LinuxBootFiles {
@@ -315,7 +319,7 @@ esac
 exit 0
 `;
 
-/** /init: modules, DHCP, iscsistart, mount, marker, power off. Parameters from /proc/cmdline. */
+/** /init: modules, DHCP, iscsistart, mount (read-write and write /WRITTEN with diskless.write), marker, power off. Parameters from /proc/cmdline. */
 const INIT_SCRIPT = `#!/bin/sh
 /bin/busybox --install -s /bin
 export PATH=/sbin:/bin
@@ -341,8 +345,16 @@ echo "${INIT_LINES.iscsistartStatus} $rc"
 n=0; while [ ! -b /dev/sda ] && [ $n -lt 100 ]; do sleep 0.2; n=$((n+1)); done
 [ -b /dev/sda ] || finish "no /dev/sda after the iSCSI login"
 echo "${INIT_LINES.disk}"
-mount -t ext4 -o ro /dev/sda /mnt || finish "mounting /dev/sda failed"
-echo "${INIT_LINES.mounted}"
+WRITE=$(param ${INIT_PARAMS.write})
+if [ -n "$WRITE" ]; then
+  mount -t ext4 /dev/sda /mnt || finish "mounting /dev/sda read-write failed"
+  echo "${INIT_LINES.mounted} read-write"
+  echo "$WRITE" > /mnt/WRITTEN && sync || finish "writing /WRITTEN failed"
+  echo "${INIT_LINES.wrote} $WRITE"
+else
+  mount -t ext4 -o ro /dev/sda /mnt || finish "mounting /dev/sda failed"
+  echo "${INIT_LINES.mounted}"
+fi
 cat /mnt/MARKER
 umount /mnt
 finish "done"
