@@ -36,7 +36,13 @@ export async function* sendStream(driver: EmbeddedStorageDriver, volume: string,
   const snap = driver.findSnapshot(volume, snapshot);
   const chain = pool.chain(snap.id);
   let base: Layer | undefined;
-  if (options.base !== undefined) {
+  const resume = options.resumeToken !== undefined ? decodeResumeToken(options.resumeToken) : undefined;
+  if (options.base === undefined && resume?.header.baseGuid !== undefined) {
+    // `zfs send -t`: the token alone says what to send, including the base of an incremental.
+    const want = resume.header.baseGuid;
+    base = chain.find((l) => l !== snap && l.record.guid === want);
+    if (!base) throw new DisklessError('STORE_NOT_FOUND', `cannot resume sending ${volume}@${snapshot}: the token's base snapshot (guid ${want}) is not an earlier snapshot of ${volume} or of its origin`, { volume, snapshot, baseGuid: want });
+  } else if (options.base !== undefined) {
     const at = options.base.indexOf('@');
     base = at < 0 ? driver.findSnapshot(volume, options.base) : driver.findSnapshot(options.base.slice(0, at), options.base.slice(at + 1));
     if (base === snap || !chain.includes(base)) {
@@ -55,7 +61,7 @@ export async function* sendStream(driver: EmbeddedStorageDriver, volume: string,
     snapshot,
     resume: undefined,
   };
-  if (options.resumeToken !== undefined) header = resumedHeader(header, decodeResumeToken(options.resumeToken));
+  if (resume !== undefined) header = resumedHeader(header, resume);
   const from = header.resume?.offset ?? 0;
 
   // Extents to visit, and for an incremental stream which blocks of each.
