@@ -329,7 +329,7 @@ export const snapshotCases: ConformanceCase[] = [
     },
   },
   {
-    name: 'promote: refused with STORE_EXISTS when a moving snapshot name is taken on the clone; changes nothing',
+    name: 'promote: refused with STORE_EXISTS when a moving snapshot name is taken on the clone, STORE_NOT_CLONE for a non-clone; changes nothing',
     async run({ driver }) {
       if (!driver.capabilities.promote) {
         await volumeWithSnapshot(driver);
@@ -347,6 +347,8 @@ export const snapshotCases: ConformanceCase[] = [
       assert.deepEqual(await snapshotState(driver), state);
       assert.deepEqual((await driver.info('c')).origin, { kind: 'clone', volume: 'v', snapshot: 'base' });
       await rejectsWith(() => driver.promote('nope'), 'STORE_NOT_FOUND', 'promote a missing volume');
+      await rejectsWith(() => driver.promote('v'), 'STORE_NOT_CLONE', 'promote a volume that is not a clone');
+      assert.deepEqual(await snapshotState(driver), state, 'refused promotes changed nothing');
     },
   },
   {
