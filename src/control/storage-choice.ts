@@ -5,10 +5,10 @@
  */
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { DisklessError } from '../errors/index.js';
 import { parseSize } from '../config/parse-size.js';
 import { EmbeddedStorageDriver } from '../store/embedded/embedded-storage-driver.js';
 import { FileStorageDriver } from '../store/file/file-storage-driver.js';
+import { ZfsStorageDriver } from '../store/zfs/zfs-storage-driver.js';
 import type { WarnLog } from '../store/file/file-block-device.js';
 import type { StorageDriver } from '../store/storage-driver.js';
 
@@ -64,7 +64,6 @@ export async function openStorageDriver(choice: StorageChoice, log?: WarnLog): P
     case 'embedded':
       return EmbeddedStorageDriver.open({ pool: choice.pool, ...(choice.mirror === undefined ? {} : { mirror: choice.mirror }), ...(choice.capacity === undefined ? {} : { capacity: choice.capacity }) });
     case 'zfs':
-      // Interim: the zfs driver (src/store/zfs) is being written; until it lands this build refuses it clearly.
-      throw new DisklessError('STORE_UNSUPPORTED', `cannot open storage driver zfs: it is not in this build yet; use storage.driver embedded or file`, { driver: 'zfs', allowed: ['embedded', 'file'] });
+      return ZfsStorageDriver.open({ dataset: choice.dataset, ...(log ? { log } : {}) });
   }
 }
