@@ -35,7 +35,7 @@ import { IscsiServer } from '../src/services/iscsi/iscsi-server.js';
 import { StaticTargetResolver } from '../src/services/iscsi/static-target-resolver.js';
 import { FileBlockDevice } from '../src/store/file/file-block-device.js';
 import { IscsiTestClient } from '../test/support/iscsi-client.js';
-import { median, cpuSeconds, waitForLine } from './bench-support.js';
+import { median, cpuSeconds, waitForLine, iscsiPerf, qemuBench } from './bench-support.js';
 
 const execFileP = promisify(execFile);
 const HOST = '127.0.0.1';
@@ -75,23 +75,6 @@ interface Workload {
   /** Runs once against `url`; returns IOPS. */
   run(url: string): Promise<number>;
 }
-
-async function iscsiPerf(url: string, seconds: number, blocks: number, random: boolean): Promise<number> {
-  const args = ['-t', String(seconds), '-b', String(blocks), '-m', '32', ...(random ? ['-r'] : []), url];
-  const { stdout } = await execFileP('iscsi-perf', args, { timeout: (seconds + 30) * 1000 });
-  const m = /iops average (\d+) \([\d.]+ MB\/s\)\s*\n+finished/.exec(stdout) ?? [...stdout.matchAll(/iops average (\d+)/g)].at(-1);
-  if (!m) throw new Error(`iscsi-perf ${args.join(' ')}: no average in output: ${stdout.slice(-400)}`);
-  return Number(m[1]);
-}
-
-async function qemuBench(url: string, count: number, depth: number, size: string, step?: number): Promise<number> {
-  const args = ['bench', '-f', 'raw', '-t', 'none', '-n', '-w', '-c', String(count), '-d', String(depth), '-s', size, ...(step ? ['-S', String(step)] : []), url];
-  const { stdout } = await execFileP('qemu-img', args, { timeout: 300_000 });
-  const m = /Run completed in ([\d.]+) seconds/.exec(stdout);
-  if (!m) throw new Error(`qemu-img ${args.join(' ')}: ${stdout}`);
-  return count / Number(m[1]);
-}
-
 
 async function startTgt(file: string): Promise<ChildProcess> {
   const tgt = spawn('tgtd', ['-f', '-C', TGT_CONTROL, '--iscsi', `portal=${HOST}:${TGT_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
