@@ -192,6 +192,7 @@ test('diskless export iscsi --pool: a clone served read-write, its golden snapsh
 
   for (const [args, message] of [
     [['missing', '--pool', pool], /^error STORE_NOT_FOUND: /],
+    [['pc1', '--pool', join(dir, 'typo')], /^error USAGE: option --pool: .*no such directory/],
     [['pc1', '--pool', pool, '--block-size', '4096'], /^error USAGE: option --block-size: .*a volume keeps the block size/],
     [[image, '--mirror', join(dir, 'm')], /^error USAGE: option --mirror: .*together with --pool/],
     [['pc1', '--zfs', 'tank/x', '--pool', pool], /^error USAGE: option --pool: .*either --zfs/],

@@ -15,7 +15,7 @@ import { attachReservationFile } from '../services/iscsi/unit-state.js';
 import type { BlockDevice } from '../store/block-device.js';
 import type { StorageDriver } from '../store/storage-driver.js';
 import { describeStorage, openStorageDriver, type StorageChoice } from '../control/storage-choice.js';
-import { addStorageOptions, namesStorage, storageChoiceFromFlags, type StorageFlags } from './volume-driver.js';
+import { addStorageOptions, assertPoolExists, namesStorage, storageChoiceFromFlags, type StorageFlags } from './volume-driver.js';
 import { parseVolumeOrSnapshot } from './volume-format.js';
 
 /** Everything `diskless export iscsi` needs, parsed and checked. */
@@ -250,7 +250,9 @@ export function registerExportCommand(program: Command): void {
       let options = parsed;
       if (namesStorage(opts)) {
         if (cmd.getOptionValueSource('blockSize') !== 'default') usage('--block-size', opts.blockSize, 'no --block-size with --pool or --zfs: a volume keeps the block size it was created with');
-        options = { ...parsed, storage: await storageChoiceFromFlags(opts) };
+        const storage = await storageChoiceFromFlags(opts);
+        await assertPoolExists(storage, opts);
+        options = { ...parsed, storage };
       } else {
         for (const [option, value] of [['--mirror', opts.mirror], ['--capacity', opts.capacity]] as const) {
           if (value !== undefined) usage(option, value, `${option} together with --pool DIR (serving a volume of that pool)`);

@@ -68,6 +68,8 @@ test('volume: bad input exits 2 naming the option or argument, the value and wha
     [['list', '--mirror', join(dir, 'm')], /^error USAGE: option --mirror: .*allowed: a mirror of the pool given with --pool DIR/],
     [['list', '--pool', join(dir, 'p'), '--capacity', 'lots'], /^error USAGE: option --capacity: value "lots"/],
     [['list', '-c', join(dir, 'nope.yaml')], /^error CONFIG_NOT_FOUND: /],
+    [['list', '--pool', join(dir, 'typo')], /^error USAGE: option --pool: value ".*typo" is not allowed \(no such directory\); allowed: an existing pool directory/],
+    [['snapshot', 'v@s', '--pool', join(dir, 'typo')], /^error USAGE: option --pool: /],
     [['create', 'v'], /required option '--size <size>' not specified/],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ];

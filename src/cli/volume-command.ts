@@ -209,10 +209,10 @@ async function importVolume(driver: StorageDriver, name: string, file: string, o
 export function registerVolumeCommand(program: Command): void {
   const volume = addStorageOptions(program.command('volume').description('manage volumes, snapshots and clones (like zfs): create, snapshot, clone, send | receive, scrub…'));
   // commander calls an action with (arguments…, options, command); the command carries the storage flags.
-  const act = <A extends unknown[]>(fn: (driver: StorageDriver, ...args: A) => Promise<void>) =>
+  const act = <A extends unknown[]>(fn: (driver: StorageDriver, ...args: A) => Promise<void>, newPool = false) =>
     async (...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
-      await withStorage(flagsOf(cmd), (driver) => fn(driver, ...(args.slice(0, -1) as A)));
+      await withStorage(flagsOf(cmd), (driver) => fn(driver, ...(args.slice(0, -1) as A)), { newPool });
     };
 
   volume
@@ -228,7 +228,7 @@ export function registerVolumeCommand(program: Command): void {
         if (size % blockSize !== 0) throw usageError('option --size', o.size, `a multiple of the ${blockSize}-byte block size`);
         const v = await driver.create(name, { size, blockSize });
         out(`created ${v.name} (${v.size} bytes, ${v.blockSize}-byte blocks)\n`);
-      }),
+      }, true),
     );
 
   volume
@@ -238,7 +238,7 @@ export function registerVolumeCommand(program: Command): void {
     .argument('<file>', 'raw disk image')
     .option('--size <size>', 'capacity, at least the image size (default: the image size rounded up to a block)')
     .option('-b, --block-size <bytes>', 'logical block size, 512 or 4096')
-    .action(act((driver, name: string, file: string, o: { size?: string; blockSize?: string }) => importVolume(driver, name, file, o)));
+    .action(act((driver, name: string, file: string, o: { size?: string; blockSize?: string }) => importVolume(driver, name, file, o), true));
 
   volume
     .command('snapshot')
@@ -343,7 +343,7 @@ export function registerVolumeCommand(program: Command): void {
     .option('-s', 'resumable: keep what arrived if the stream stops, and print the resume token', false)
     .option('-F', 'discard changes made to NAME since its latest snapshot first', false)
     .option('-A', 'abort: throw away a partial resumable receive into NAME', false)
-    .action(act((driver, name: string, o: { s: boolean; F: boolean; A: boolean }) => receive(driver, name, { resumable: o.s, force: o.F, abort: o.A })));
+    .action(act((driver, name: string, o: { s: boolean; F: boolean; A: boolean }) => receive(driver, name, { resumable: o.s, force: o.F, abort: o.A }), true));
 
   volume
     .command('scrub')

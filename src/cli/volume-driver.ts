@@ -5,6 +5,7 @@
  * /var/lib/diskless/volumes, as `serve` uses). One function decides; the driver is always closed.
  */
 import type { Command } from 'commander';
+import { stat } from 'node:fs/promises';
 import { loadConfigFile, validateConfig } from '../config/load-config.js';
 import { openStorageDriver, storageChoiceFromConfig, type StorageChoice } from '../control/storage-choice.js';
 import { DisklessError, isDisklessError } from '../errors/index.js';
@@ -68,11 +69,27 @@ export async function storageChoiceFromFlags(flags: StorageFlags): Promise<Stora
 const INPUT_ERRORS = new Set(['STORE_INVALID_NAME', 'STORE_INVALID_SIZE']);
 
 /**
- * Opens the selected driver, runs `fn`, and always closes it. A bad name or size reported by
- * the driver becomes USAGE (exit status 2) with the driver's message.
+ * An embedded pool directory that must already exist: only the commands that make volumes
+ * (create, import, receive) may start a new pool, so a mistyped --pool is not silently a new,
+ * empty one.
  */
-export async function withStorage<T>(flags: StorageFlags, fn: (driver: StorageDriver) => Promise<T>): Promise<T> {
-  const driver = await openStorageDriver(await storageChoiceFromFlags(flags));
+export async function assertPoolExists(choice: StorageChoice, flags: StorageFlags): Promise<void> {
+  if (choice.driver !== 'embedded') return;
+  const exists = await stat(choice.pool).then((s) => s.isDirectory(), () => false);
+  if (exists) return;
+  const what = flags.pool !== undefined ? 'option --pool' : 'storage.pool (from the configuration)';
+  throw usageError(what, choice.pool, 'an existing pool directory (create, import and receive start a new pool)', 'no such directory');
+}
+
+/**
+ * Opens the selected driver, runs `fn`, and always closes it. Unless `newPool`, an embedded
+ * pool must exist already. A bad name or size reported by the driver becomes USAGE (exit
+ * status 2) with the driver's message.
+ */
+export async function withStorage<T>(flags: StorageFlags, fn: (driver: StorageDriver) => Promise<T>, options: { readonly newPool?: boolean } = {}): Promise<T> {
+  const choice = await storageChoiceFromFlags(flags);
+  if (!options.newPool) await assertPoolExists(choice, flags);
+  const driver = await openStorageDriver(choice);
   try {
     return await fn(driver);
   } catch (err) {
