@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { DisklessError } from '../../errors/index.js';
 import { blockChecksums, CHECKSUM_BLOCK, firstBadBlock } from './block-checksums.js';
-import { ExtentFiles } from './extent-files.js';
+import { ExtentFiles, type ExtentIo } from './extent-files.js';
 import { blockRangeMask, decodeExtentEntry, encodeExtentEntry, extentKey, ZERO_SLOT, type ExtentEntry } from './extent-entry.js';
 import { PoolLock } from './pool-lock.js';
 import { Layer, POOL_FORMAT, POOL_FORMAT_VERSION, type LayerRecord, type PoolRecord, type VolumeRecord } from './pool-records.js';
@@ -21,6 +21,8 @@ export interface EmbeddedPoolOptions {
   readonly extentSize?: number;
   /** Background commit interval for writes nobody flushed, like a ZFS txg timeout (default 5000 ms). */
   readonly commitIntervalMs?: number;
+  /** Test seam: wraps the real data files (the power-loss test records which writes were synced). */
+  readonly wrapFiles?: (files: ExtentIo) => ExtentIo;
 }
 
 /** Default extent size (measured: docs/store-format.md "Choosing the extent size"). */
@@ -93,7 +95,7 @@ export class EmbeddedPool {
     private readonly meta: Database,
     private readonly extents: Database<Buffer, Buffer>,
     private readonly freeDb: Database<Buffer, Buffer>,
-    readonly files: ExtentFiles,
+    readonly files: ExtentIo,
     private readonly lock: PoolLock,
     capacity: number | undefined,
     commitIntervalMs: number,
@@ -124,7 +126,7 @@ export class EmbeddedPool {
     }
     const lock = await PoolLock.acquire(dir);
     let env: RootDatabase | undefined;
-    let files: ExtentFiles | undefined;
+    let files: ExtentIo | undefined;
     try {
       env = openLmdb({ path: join(dir, 'meta'), maxDbs: 4, overlappingSync: false, noSync: false });
       const meta = env.openDB({ name: 'meta' });
@@ -156,6 +158,7 @@ export class EmbeddedPool {
         if (options.mirror !== undefined) await checkMirrorId(options.mirror, record.guid);
       }
       files = await ExtentFiles.open(dir, options.mirror);
+      if (options.wrapFiles) files = options.wrapFiles(files);
       const pool = new EmbeddedPool(dir, { ...record }, env, meta, extents, freeDb, files, lock, options.capacity, options.commitIntervalMs ?? 5000);
       pool.load();
       return pool;

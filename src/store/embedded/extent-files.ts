@@ -11,6 +11,20 @@ export const DATA_FILE = 'extents.dat';
 export type Copy = 'primary' | 'mirror';
 
 /**
+ * What the pool needs from its data files. `ExtentFiles` is the implementation; the
+ * power-loss test wraps it to decide which writes a simulated power cut keeps.
+ */
+export interface ExtentIo {
+  readonly mirrored: boolean;
+  readonly primaryPath: string;
+  readonly mirrorPath: string | undefined;
+  read(copy: Copy, position: number, target: Buffer): Promise<void>;
+  write(position: number, data: Buffer | readonly Buffer[], only?: Copy): Promise<void>;
+  datasync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
  * The pool's extent data: slot s of an extent size E lives at byte s*E of `extents.dat` in
  * the pool directory, and — with a mirror — at the same place in the mirror directory's
  * `extents.dat` (a second disk). Writes go to every copy; reads come from one; `datasync`
@@ -18,7 +32,7 @@ export type Copy = 'primary' | 'mirror';
  * ENOSPC becomes STORE_NO_SPACE (the slot was new, so nothing referenced is damaged); other
  * failures STORE_IO.
  */
-export class ExtentFiles {
+export class ExtentFiles implements ExtentIo {
   private noWait: PreadNoWait | undefined = preadNoWait();
 
   private constructor(
