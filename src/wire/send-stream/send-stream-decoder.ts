@@ -320,11 +320,21 @@ export function decodeSendStream(bytes: Buffer, options: SendStreamDecoderOption
 
 /**
  * Decodes an async byte stream (a socket, a file, `driver.send(...)`), yielding each event
- * as soon as its record is verified. Throws as the decoder does; a stream that ends before its
- * END record throws the "truncated" error after yielding everything before it.
+ * as soon as its record is verified, except the `end` event: that one comes only after the
+ * source has ended with nothing after the END record, so a consumer that stops at `end` has
+ * still had the whole stream checked. Throws as the decoder does; a stream that ends before
+ * its END record throws the "truncated" error after yielding everything before it.
  */
 export async function* readSendStream(source: AsyncIterable<Buffer>, options: SendStreamDecoderOptions = {}): AsyncGenerator<SendStreamEvent, SendStreamTotals> {
   const d = new SendStreamDecoder(options);
-  for await (const chunk of source) yield* d.push(chunk);
-  return d.finish();
+  let end: SendStreamEvent | undefined;
+  for await (const chunk of source) {
+    for (const ev of d.push(chunk)) {
+      if (ev.type === 'end') end = ev;
+      else yield ev;
+    }
+  }
+  const totals = d.finish();
+  if (end) yield end;
+  return totals;
 }

@@ -175,6 +175,18 @@ test('readSendStream yields the events of an async source and returns the totals
     (err: unknown) => isDisklessError(err, 'STORE_STREAM_INVALID') && err.data['reason'] === 'truncated',
   );
   assert.deepEqual(got, ['header', 'zero', 'data']);
+
+  // bytes after END in a later chunk are refused even by a consumer that stops at `end`
+  async function* withTrailer(): AsyncGenerator<Buffer> {
+    yield bytes;
+    yield Buffer.from([0]);
+  }
+  await assert.rejects(
+    (async () => {
+      for await (const e of readSendStream(withTrailer())) if (e.type === 'end') break;
+    })(),
+    (err: unknown) => isDisklessError(err, 'STORE_STREAM_INVALID') && err.data['field'] === 'trailing bytes',
+  );
 });
 
 test('memory stays bounded: at most one record is held between chunks', () => {
