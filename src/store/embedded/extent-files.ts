@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DisklessError } from '../../errors/index.js';
 import { preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
+import { InlineWriter } from '../inline-writer.js';
 
 /** Name of the data file in the pool directory and in the mirror directory. */
 export const DATA_FILE = 'extents.dat';
@@ -34,6 +35,8 @@ export interface ExtentIo {
  */
 export class ExtentFiles implements ExtentIo {
   private noWait: PreadNoWait | undefined = preadNoWait();
+  private readonly inlinePrimary = new InlineWriter();
+  private readonly inlineMirror = new InlineWriter();
 
   private constructor(
     private readonly primary: FileHandle,
@@ -101,9 +104,11 @@ export class ExtentFiles implements ExtentIo {
   /** Writes `data` at `position` on every copy (or only `only`, for healing one bad copy). */
   async write(position: number, data: Buffer | readonly Buffer[], only?: Copy): Promise<void> {
     const bufs = Buffer.isBuffer(data) ? [data] : [...data];
+    const length = bufs.reduce((n, b) => n + b.length, 0);
     const jobs: Promise<void>[] = [];
-    if (only !== 'mirror') jobs.push(writeAll(this.primary, this.primaryPath, bufs, position));
-    if (this.mirrorHandle && only !== 'primary') jobs.push(writeAll(this.mirrorHandle, this.mirrorPath!, bufs, position));
+    if (only !== 'mirror' && this.inlinePrimary.write(this.primary.fd, bufs, position, length) !== length) jobs.push(writeAll(this.primary, this.primaryPath, bufs, position));
+    if (this.mirrorHandle && only !== 'primary' && this.inlineMirror.write(this.mirrorHandle.fd, bufs, position, length) !== length) jobs.push(writeAll(this.mirrorHandle, this.mirrorPath!, bufs, position));
+    if (jobs.length === 0) return;
     const results = await Promise.allSettled(jobs);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }

@@ -3,23 +3,8 @@ import type { FileHandle } from 'node:fs/promises';
 import { DisklessError } from '../../errors/index.js';
 import type { AllocationExtent, BlockDevice, BlockDeviceCapabilities } from '../block-device.js';
 import { preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
-import { writevSync } from 'node:fs';
+import { InlineWriter } from '../inline-writer.js';
 import { blockAllocation, NO_MORE, type BlockAllocation } from './block-allocation.js';
-
-/**
- * Inline writes (writeInline): page size, largest inline write; a write slower than
- * INLINE_STALL_MS, or INLINE_SLOW_COUNT writes slower than INLINE_SLOW_MS within
- * INLINE_WINDOW_MS, send writes to the thread pool for INLINE_BACKOFF_MS. (A single 2-3 ms
- * write is a preempted thread on a busy machine, not throttling: backing off on one halved
- * the 64 KiB write figure.)
- */
-const PAGE = 4096;
-const INLINE_MAX_BYTES = 1024 * 1024;
-const INLINE_SLOW_MS = 5;
-const INLINE_STALL_MS = 20;
-const INLINE_SLOW_COUNT = 3;
-const INLINE_WINDOW_MS = 1000;
-const INLINE_BACKOFF_MS = 1000;
 
 /** The one log call a device makes (a pino Logger fits). */
 export interface WarnLog {
@@ -59,11 +44,8 @@ export class FileBlockDevice implements BlockDevice {
   /** Why `capabilities.unmap` is false (undefined when it is true). */
   readonly unmapUnavailable: string | undefined;
   private closed = false;
-  /** performance.now() before which writes go through the thread pool (see writeInline). */
-  private inlineAfter = 0;
-  /** Slow inline writes counted since `slowSince` (see writeInline). */
-  private slowWrites = 0;
-  private slowSince = 0;
+  /** Page-aligned writes on this thread (src/store/inline-writer.ts). */
+  private readonly inline = new InlineWriter();
   /** The page-cache-only read, until the file system says it does not support it. */
   private noWait: PreadNoWait | undefined = preadNoWait();
   private readonly allocation: BlockAllocation | undefined;
@@ -157,50 +139,13 @@ export class FileBlockDevice implements BlockDevice {
     return done;
   }
 
-  /**
-   * Writes whole, page-aligned ranges of at most 1 MiB on this thread (pwritev into the page
-   * cache), returning the bytes written (0 when it did not try or failed: the pool write then
-   * does the rest and reports errors). Buffered writes cannot be made non-blocking on ext4
-   * (pwritev2 RWF_NOWAIT: EOPNOTSUPP), so this guards by measurement instead: aligned full
-   * pages never read the disk, and writes that still take long (dirty page throttling under
-   * sustained writes: one over INLINE_STALL_MS or a few over INLINE_SLOW_MS) send every write
-   * through the thread pool for the next INLINE_BACKOFF_MS, so such stalls stay rare.
-   * Measured (bench:iscsi, docs/iscsi.md): 4 KiB qd32 writes 34-41k -> 44-74k IOPS, 64 KiB
-   * 280-480 -> 800-1040 MB/s, at half the CPU; the thread pool round trip cost more than the copy.
-   */
-  private writeInline(bufs: readonly Buffer[], position: number, length: number): number {
-    if (length > INLINE_MAX_BYTES || position % PAGE !== 0 || length % PAGE !== 0 || this.closed) return 0;
-    const now = performance.now();
-    if (now < this.inlineAfter) return 0;
-    let n = 0;
-    try {
-      n = writevSync(this.handle.fd, bufs as Buffer[], position);
-    } catch {
-      n = 0;
-    }
-    const end = performance.now();
-    const took = end - now;
-    if (took > INLINE_SLOW_MS) {
-      if (end - this.slowSince > INLINE_WINDOW_MS) {
-        this.slowSince = end;
-        this.slowWrites = 0;
-      }
-      this.slowWrites++;
-      if (took > INLINE_STALL_MS || this.slowWrites >= INLINE_SLOW_COUNT) {
-        this.inlineAfter = end + INLINE_BACKOFF_MS;
-        this.slowWrites = 0;
-      }
-    }
-    return n;
-  }
-
   async write(offset: number, data: Buffer | readonly Buffer[], options: { fua?: boolean } = {}): Promise<void> {
     let bufs: Buffer[] = Buffer.isBuffer(data) ? [data] : [...data];
     const length = bufs.reduce((n, b) => n + b.length, 0);
     this.check(offset, length, 'write');
     if (this.readOnly) throw new DisklessError('STORE_READ_ONLY', `cannot write volume ${this.name}: it is open read-only`, { volume: this.name, offset, length });
     let pos = offset;
-    const inline = this.writeInline(bufs, pos, length);
+    const inline = this.closed ? 0 : this.inline.write(this.handle.fd, bufs, pos, length);
     if (inline > 0) {
       pos += inline;
       bufs = skipBytes(bufs, inline);
