@@ -43,7 +43,7 @@ export class EmbeddedBlockDevice implements BlockDevice {
 
   async readInto(offset: number, target: Buffer): Promise<void> {
     this.check(offset, target.length, 'read');
-    if (target.length === 0) return;
+    if (target.length === 0 || this.pool.readRangeSync(this.view(), offset, target)) return;
     await this.pool.readRange(this.view, offset, target, this.name);
   }
 

@@ -446,6 +446,37 @@ export class EmbeddedPool {
 
   // ---- reads -------------------------------------------------------------------------
 
+  /**
+   * The fast path of a read: fills `target` on this thread when every extent is a hole or
+   * block-aligned data whose pages are cached and whose checksums match. Returns false —
+   * possibly after filling part of `target` — when the async path must do it (a cache miss,
+   * an unaligned range, a checksum to repair). Saves the promise chain per extent: about a
+   * third of the per-command cost of a cached 4 KiB read.
+   */
+  readRangeSync(view: number, offset: number, target: Buffer): boolean {
+    const files = this.files;
+    if (!files.readCached || this.failed || this.closed) return false;
+    const E = this.extentSize;
+    const B = CHECKSUM_BLOCK;
+    const end = offset + target.length;
+    for (let pos = offset; pos < end; ) {
+      const index = Math.floor(pos / E);
+      const start = pos - index * E;
+      const stop = Math.min(E, start + (end - pos));
+      const t = pos - offset;
+      const hit = this.lookup(view, index);
+      if (!hit || hit.entry.slot === ZERO_SLOT) target.fill(0, t, t + (stop - start));
+      else {
+        if (start % B !== 0 || stop % B !== 0) return false;
+        const dst = target.subarray(t, t + (stop - start));
+        if (!files.readCached(hit.entry.slot * E + start, dst)) return false;
+        if (firstBadBlock(dst, hit.entry.sums!, start / B, this.scratch) >= 0) return false;
+      }
+      pos += stop - start;
+    }
+    return true;
+  }
+
   /** Fills `target` with the bytes at `offset` of the view from layer `view()` down (re-evaluated per extent). */
   async readRange(view: () => number, offset: number, target: Buffer, volume: string): Promise<void> {
     this.checkHealthy();

@@ -20,6 +20,8 @@ export interface ExtentIo {
   readonly primaryPath: string;
   readonly mirrorPath: string | undefined;
   read(copy: Copy, position: number, target: Buffer): Promise<void>;
+  /** Fills `target` from the primary copy only if every byte is in the page cache (no waiting); false otherwise. */
+  readCached?(position: number, target: Buffer): boolean;
   write(position: number, data: Buffer | readonly Buffer[], only?: Copy): Promise<void>;
   datasync(): Promise<void>;
   close(): Promise<void>;
@@ -66,6 +68,23 @@ export class ExtentFiles implements ExtentIo {
   /** Path and handle of one copy. */
   pathOf(copy: Copy): string | undefined {
     return copy === 'primary' ? this.primaryPath : this.mirrorPath;
+  }
+
+  readCached(position: number, target: Buffer): boolean {
+    const nw = this.noWait;
+    if (!nw) return false;
+    let done = 0;
+    try {
+      while (done < target.length) {
+        const n = nw(this.primary.fd, target, done, target.length, position + done);
+        if (n === UNSUPPORTED) this.noWait = undefined;
+        if (n <= 0) return false;
+        done += n;
+      }
+    } catch {
+      return false;
+    }
+    return true;
   }
 
   /** Reads `target.length` bytes at `position` of one copy (page cache first, then the thread pool); bytes past the end read as zeros. */
