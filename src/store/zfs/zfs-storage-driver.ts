@@ -390,6 +390,15 @@ export class ZfsStorageDriver implements StorageDriver {
       throw this.unsupported('receive resumably into', name, `pool ${this.pool} (version ${this.features.poolVersion}) has no resumable receive (zfs receive -s)`);
     }
     const iterator = stream[Symbol.asyncIterator]();
+    try {
+      return await this.receiveFrom(name, iterator, options);
+    } finally {
+      // A refused or failed receive stops reading: let the source clean up (a local `zfs send` is killed).
+      await iterator.return?.().catch(() => undefined);
+    }
+  }
+
+  private async receiveFrom(name: string, iterator: AsyncIterator<Buffer>, options: ReceiveOptions): Promise<SnapshotInfo> {
     // The header decides full vs incremental and names the snapshot before zfs runs.
     const head: Buffer[] = [];
     let headBytes = 0;
