@@ -1,5 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { runZfs, type ZfsPrograms } from './zfs-command.js';
+import { runZfs, ZFS_COMMAND_TIMEOUT_MS, type ZfsPrograms } from './zfs-command.js';
 
 /**
  * What the pool and the installed zfs tools can do, probed once when the driver opens
@@ -46,8 +47,9 @@ export async function detectZfsFeatures(programs: ZfsPrograms, pool: string, scr
   const writtenProperty = await property('written');
   const guidProperty = await property('guid');
   // "no such dataset" from a working `zfs holds`, "internal error: .../pyzfs.py not found" from zfs-fuse's.
+  // (zfs-fuse prints its complaint on stdout and exits 255.)
   const holdsProbe = await outcome(programs.zfs, ['holds', '-H', `${scratchParent}@diskless-probe-${randomBytes(4).toString('hex')}`]);
-  const holdsCommand = !/internal error|pyzfs|unrecognized command|usage/i.test(holdsProbe);
+  const holdsCommand = holdsProbe.status !== 255 && holdsProbe.status !== -1 && !/internal error|pyzfs|unrecognized command|usage/i.test(holdsProbe.output);
   const probe = `${scratchParent}/_probe-zvol-${process.pid}-${randomBytes(4).toString('hex')}`;
   const zvols = (await succeeds(programs.zfs, ['create', '-s', '-V', '1M', probe])) !== undefined;
   if (zvols) await runZfs(programs.zfs, ['destroy', probe], `destroy the zvol probe ${probe}`);
@@ -63,12 +65,12 @@ async function succeeds(program: string, args: string[]): Promise<string | undef
   }
 }
 
-/** stdout or the failure's stderr, whichever came. */
-async function outcome(program: string, args: string[]): Promise<string> {
-  try {
-    return await runZfs(program, args, 'probe');
-  } catch (err) {
-    const data = (err as { data?: { stderr?: string } }).data;
-    return data?.stderr ?? String(err);
-  }
+/** Everything the command printed (stdout and stderr) and its exit status. */
+function outcome(program: string, args: string[]): Promise<{ status: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(program, args, { timeout: ZFS_COMMAND_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      resolve({ status, output: `${String(stdout)}${String(stderr)}` });
+    });
+  });
 }

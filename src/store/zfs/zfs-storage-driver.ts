@@ -294,7 +294,7 @@ export class ZfsStorageDriver implements StorageDriver {
     const tree = await this.tree(false);
     const d = this.volume(tree, volume);
     const origin = stringProp(d.props, 'origin');
-    if (origin === undefined) throw new DisklessError('STORE_NOT_FOUND', `cannot promote volume ${volume}: it is not a clone (it has no origin snapshot)`, { volume, field: 'origin' });
+    if (origin === undefined) throw new DisklessError('STORE_NOT_CLONE', `cannot promote volume ${volume}: it is not a clone (it has no origin snapshot)`, { volume, field: 'origin' });
     // The origin's snapshots up to the clone point move here: a name taken on both sides is refused (zfs: "conflicting snapshot name").
     const originDataset = origin.slice(0, origin.indexOf('@'));
     const originRow = [...tree.volumes.values()].find((v) => v.dataset === originDataset);

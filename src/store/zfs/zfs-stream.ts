@@ -106,6 +106,8 @@ export class ZfsStreamFramer {
   private passThrough = false;
   /** Bytes seen after the END record (must stay 0). */
   private trailing = 0;
+  /** drr_toguid of the BEGIN record, which the END record must repeat. */
+  private toGuid: bigint | undefined;
   /** Bytes of WRITE payload seen so far (the data the stream carries). */
   writeBytes = 0;
 
@@ -144,6 +146,7 @@ export class ZfsStreamFramer {
       const u32 = (o: number): number => (le ? header.readUInt32LE(o) : header.readUInt32BE(o));
       const u64 = (o: number): number => Number(le ? header.readBigUInt64LE(o) : header.readBigUInt64BE(o));
       const type = u32(0);
+      if (type === DrrType.BEGIN) this.toGuid = le ? header.readBigUInt64LE(40) : header.readBigUInt64BE(40);
       switch (type) {
         case DrrType.BEGIN:
           this.payloadLeft = u32(4);
@@ -163,6 +166,7 @@ export class ZfsStreamFramer {
         case DrrType.WRITE_BYREF:
           break;
         case DrrType.END:
+          this.checkEnd(header);
           this.heldEnd = header;
           continue;
         default:
@@ -174,6 +178,22 @@ export class ZfsStreamFramer {
       out.push(header);
     }
     return out;
+  }
+
+  /**
+   * `zfs receive` checks the END record's stream checksum but not the rest of it: a flipped
+   * byte in drr_toguid or the zero padding after it would pass. Checked here instead: the
+   * payload length is 0, drr_toguid repeats the BEGIN record's, and bytes 48-311 are zero.
+   */
+  private checkEnd(header: Buffer): void {
+    const le = this.littleEndian;
+    const toGuid = le ? header.readBigUInt64LE(40) : header.readBigUInt64BE(40);
+    const payload = le ? header.readUInt32LE(4) : header.readUInt32BE(4);
+    let padding = true;
+    for (let i = 48; i < ZFS_RECORD_HEADER_BYTES; i++) if (header[i] !== 0) padding = false;
+    if (payload !== 0 || (this.toGuid !== undefined && toGuid !== this.toGuid) || !padding) {
+      throw new DisklessError('STORE_STREAM_INVALID', 'cannot receive zfs send stream: its END record is damaged (payload length, drr_toguid or padding)', { field: 'END', toGuid: toGuid.toString() });
+    }
   }
 
   /**

@@ -12,7 +12,7 @@ import type { AllocationExtent, BlockDevice, BlockDeviceCapabilities } from '../
 export class ZfsVolumeDevice implements BlockDevice {
   readonly size: number;
   readonly blockSize: number;
-  readonly readOnly = true;
+  readonly readOnly: boolean;
   readonly capabilities: BlockDeviceCapabilities;
   private closing: Promise<void> | undefined;
 
@@ -22,6 +22,7 @@ export class ZfsVolumeDevice implements BlockDevice {
   ) {
     this.size = inner.size;
     this.blockSize = inner.blockSize;
+    this.readOnly = inner.readOnly;
     this.capabilities = inner.capabilities;
   }
 
