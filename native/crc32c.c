@@ -118,6 +118,28 @@ static napi_value crc32c_update(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Finished CRCs of blocks [0, n - n % 3) in groups of three; sets *done to the first block left. */
+__attribute__((target("sse4.2"))) static void crc32c_three(const uint8_t *p, size_t block, size_t n, uint32_t *out, size_t *done) {
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    const uint8_t *pa = p + i * block, *pb = pa + block, *pc = pb + block;
+    uint64_t a = 0xffffffffu, b = 0xffffffffu, c = 0xffffffffu;
+    for (size_t k = 0; k < block; k += 8) {
+      uint64_t x, y, z;
+      memcpy(&x, pa + k, 8);
+      memcpy(&y, pb + k, 8);
+      memcpy(&z, pc + k, 8);
+      a = _mm_crc32_u64(a, x);
+      b = _mm_crc32_u64(b, y);
+      c = _mm_crc32_u64(c, z);
+    }
+    out[i] = (uint32_t)a ^ 0xffffffffu;
+    out[i + 1] = (uint32_t)b ^ 0xffffffffu;
+    out[i + 2] = (uint32_t)c ^ 0xffffffffu;
+  }
+  *done = i;
+}
+
 /*
  * crc32cBlocks(buffer, blockSize, out[, outIndex]): the finished CRC32C (inverted in and out,
  * as Crc32c.of) of each consecutive blockSize-byte block of buffer, stored in the Uint32Array
@@ -149,7 +171,11 @@ static napi_value crc32c_blocks(napi_env env, napi_callback_info info) {
   }
   uint32_t *out = (uint32_t *)out_data + out_index;
   const uint8_t *p = (const uint8_t *)data;
-  for (size_t i = 0, n = len / block; i < n; i++) out[i] = crc32c_hw(0xffffffffu, p + i * block, block) ^ 0xffffffffu;
+  size_t i = 0, n = len / block;
+  /* The blocks are independent: three at a time keep three crc32 instructions in flight
+     (latency 3, throughput 1), about twice the speed of one block after another. */
+  if (block % 8 == 0) crc32c_three(p, block, n, out, &i);
+  for (; i < n; i++) out[i] = crc32c_hw(0xffffffffu, p + i * block, block) ^ 0xffffffffu;
   return argv[2];
 }
 
