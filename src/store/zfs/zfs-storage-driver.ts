@@ -439,7 +439,9 @@ export class ZfsStorageDriver implements StorageDriver {
     const proc = spawnZfs(this.programs.zfs, args, 'pipe');
     const stdin = proc.child.stdin!;
     let exited = false;
-    void proc.done.then(() => {
+    // zfs-fuse's client hands the pipe to the daemon, which keeps its end open after a refusal: a
+    // blocked write then never sees EPIPE, so waiting for room also stops when the client exits.
+    const exit = proc.done.then(() => {
       exited = true;
     });
     stdin.on('error', () => undefined); // EPIPE when zfs gives up early: its exit status says why
@@ -447,15 +449,19 @@ export class ZfsStorageDriver implements StorageDriver {
     const write = async (bufs: Buffer[]): Promise<void> => {
       for (const b of bufs) {
         if (exited || b.length === 0) continue;
-        if (!stdin.write(b)) await new Promise<void>((resolve) => {
-          const done = (): void => {
-            stdin.off('drain', done);
-            stdin.off('close', done);
-            resolve();
-          };
-          stdin.on('drain', done);
-          stdin.on('close', done);
-        });
+        if (!stdin.write(b)) {
+          let done = (): void => undefined;
+          await Promise.race([
+            exit,
+            new Promise<void>((resolve) => {
+              done = resolve;
+              stdin.on('drain', done);
+              stdin.on('close', done);
+            }),
+          ]);
+          stdin.off('drain', done);
+          stdin.off('close', done);
+        }
       }
     };
     let refusal: unknown;
@@ -474,7 +480,8 @@ export class ZfsStorageDriver implements StorageDriver {
       // Trailing garbage or an unreadable source: end zfs's input without the END record so it fails and keeps nothing.
       refusal = err;
     }
-    stdin.end();
+    if (exited) stdin.destroy();
+    else stdin.end();
     const end = await proc.done;
     if (refusal !== undefined) {
       if (end.status === 0) await this.undoReceive(context['volume'] as string, context['snapshot'] as string);

@@ -52,7 +52,7 @@ export function decodeZpoolStatus(text: string): ZpoolStatus {
 
 function decodeScrubLine(s: string): ScrubState {
   if (/in progress/.test(s)) return { kind: 'running' };
-  if (/cancel/.test(s)) return { kind: 'canceled' };
+  if (/cancel|stopped/.test(s)) return { kind: 'canceled' };
   const m = /(?:completed|repaired).*?with (\d+) errors/.exec(s);
   if (m) return { kind: 'completed', errors: Number(m[1]) };
   return { kind: 'none' };
