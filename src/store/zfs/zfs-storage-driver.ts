@@ -769,9 +769,18 @@ export class ZfsStorageDriver implements StorageDriver {
     }
   }
 
+  /** Unmounts and mounts `ds` again; the mount is retried while zfs-fuse still says busy from the unmount. */
   private async remount(ds: string, name: string): Promise<void> {
     await this.zfs(['unmount', ds], `remount volume ${name}`, { volume: name });
-    await this.zfs(['mount', ds], `remount volume ${name}`, { volume: name });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.zfs(['mount', ds], `remount volume ${name}`, { volume: name });
+        return;
+      } catch (err) {
+        if (!isDisklessError(err, 'STORE_BUSY') || attempt >= BUSY_RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, BUSY_RETRY_MS));
+      }
+    }
   }
 
   /** Destroys snapshot-open clones of processes that no longer run (a crash between open and close). */
