@@ -13,6 +13,11 @@ import { CLI, runCli, runPipeline } from '../../test/support/run-cli.js';
 import { runTool } from '../../test/support/run-tool.js';
 
 let pool: TestPool;
+/**
+ * One zfs-fuse daemon serves the whole machine: a command that takes 1 s alone can wait a
+ * minute behind other tests' pools. The bound is for a wedged daemon, not a busy one.
+ */
+const ZFS_TIMEOUT_MS = 300_000;
 
 before(async () => {
   pool = await createTestPool({ prefix: 'dl4c-cli', size: 256 * 1024 * 1024 });
@@ -23,7 +28,7 @@ after(async () => {
 });
 
 async function volume(args: string[], code = 0): Promise<{ stdout: string; stderr: string }> {
-  const r = await runCli(['volume', ...args], { timeoutMs: 60_000 });
+  const r = await runCli(['volume', ...args], { timeoutMs: ZFS_TIMEOUT_MS });
   assert.equal(r.code, code, `volume ${args.join(' ')}: ${r.stderr}`);
   return { stdout: r.stdout.toString(), stderr: r.stderr };
 }
@@ -43,7 +48,7 @@ test('volume --zfs: create, import, snapshot, clone, list, hold, send | receive 
   await volume(['release', 'keep', 'golden@v1', ...Z]);
 
   const B = `--zfs ${pool.name}/b`;
-  const piped = await runPipeline(`$DISKLESS volume send golden@v1 ${Z.join(' ')} | $DISKLESS volume receive copy ${B}`, 120_000);
+  const piped = await runPipeline(`$DISKLESS volume send golden@v1 ${Z.join(' ')} | $DISKLESS volume receive copy ${B}`, ZFS_TIMEOUT_MS);
   assert.equal(piped.code, 0, piped.stderr);
   assert.equal(piped.stdout.toString(), 'received copy@v1\n');
   const copy = (await volume(['info', 'copy@v1', '-H', '-p', ...B.split(' ')])).stdout;
@@ -64,7 +69,7 @@ test('export iscsi --zfs VOLUME: qemu-io reads and writes the zfs volume', async
   try {
     const port = await new Promise<number>((done, fail) => {
       let out = '';
-      const timer = setTimeout(() => fail(new Error(`export did not start: ${out} ${err}`)), 30_000);
+      const timer = setTimeout(() => fail(new Error(`export did not start: ${out} ${err}`)), ZFS_TIMEOUT_MS);
       child.stdout.on('data', (d) => {
         out += d;
         const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
