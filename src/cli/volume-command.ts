@@ -91,6 +91,9 @@ async function pump(stream: AsyncIterable<Buffer>, target: NodeJS.WritableStream
       if (!target.write(chunk)) await Promise.race([once(target, 'drain'), new Promise((resolve) => target.once('error', resolve))]);
       check();
     }
+    // A write to a pipe is synchronous on Linux and reports EPIPE a tick later: wait for it, so a reader that left during the last chunk is not taken for a complete transfer.
+    await new Promise((resolve) => setImmediate(resolve));
+    check();
   } finally {
     target.off('error', onError);
   }
