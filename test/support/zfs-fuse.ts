@@ -7,7 +7,7 @@
  * import a pool whose file is gone.
  */
 import { execFile, spawn } from 'node:child_process';
-import { access, constants, mkdtemp, rm, writeFile, open } from 'node:fs/promises';
+import { access, constants, mkdtemp, rm, writeFile, open, readFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -62,6 +62,9 @@ async function start(): Promise<ZfsFuseDaemon> {
       throw new Error('zfs-fuse needs /dev/fuse: load the fuse module (modprobe fuse) or give the container the device');
     });
   }
+  // A daemon that died (kill -9, crash) leaves its pid file, and a daemonizing zfs-fuse then exits 1 silently (measured).
+  const stale = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (Number.isSafeInteger(stale) && stale > 1 && !alive(stale)) await unlink(pidFile).catch(() => undefined);
   // zfs-fuse daemonizes itself; a second starter racing us fails to bind the socket and exits, which is fine.
   const child = spawn('zfs-fuse', ['-p', pidFile], { stdio: 'ignore', detached: true });
   child.unref();
@@ -71,6 +74,15 @@ async function start(): Promise<ZfsFuseDaemon> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`zfs-fuse did not answer within ${START_TIMEOUT_MS} ms after starting`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** A pool on a file, for one test file or bench run. */
