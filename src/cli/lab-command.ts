@@ -6,7 +6,8 @@ import type { Config } from '../config/schema.js';
 import { DisklessError } from '../errors/index.js';
 import { BootStage, type BootEvent } from '../lab/boot-timeline.js';
 import { encodeTranscript } from '../lab/console-transcript.js';
-import { LAB_DEFAULTS, Lab, isAlive } from '../lab/lab.js';
+import { LAB_DEFAULTS, Lab } from '../lab/lab.js';
+import { processAlive } from '../store/process-alive.js';
 import { LAB_DEMO_MAC, labConfigDocument, labOptionsFromConfig, writeLabConfig } from '../lab/lab-config.js';
 import { runBoot, type BootRun } from '../lab/run-boot.js';
 import { CLI_MAIN, expectedPorts, waitListening } from '../lab/serve-stack.js';
@@ -62,8 +63,8 @@ export async function labUp(options: LabUpOptions): Promise<LabUpResult> {
     out.write(`server already running (pid ${serverPid})\n`);
   } else {
     serverPid = await lab.spawnDetached(SERVE, process.execPath, [CLI_MAIN, SERVE, '--config', configPath]);
-    const missing = await waitListening(lab, expectedPorts(config), options.readyTimeoutMs ?? 15_000, () => isAlive(serverPid));
-    if (!isAlive(serverPid)) {
+    const missing = await waitListening(lab, expectedPorts(config), options.readyTimeoutMs ?? 15_000, () => processAlive(serverPid));
+    if (!processAlive(serverPid)) {
       const log = await readFile(lab.logPath(SERVE), 'utf8').catch(() => '');
       await lab.down();
       throw new DisklessError('LAB_PROCESS_EXITED', `the server exited while starting (lab removed): ${log.trim().split('\n').slice(-3).join(' | ')}`, { process: SERVE, log });

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { DisklessError } from '../errors/index.js';
-import { LAB_DEFAULTS, isAlive } from '../lab/lab.js';
+import { LAB_DEFAULTS } from '../lab/lab.js';
+import { processAlive } from '../store/process-alive.js';
 import { LAB_DEMO_MAC } from '../lab/lab-config.js';
 import { labBoot, labUp, parseMac, parseTimeout } from './lab-command.js';
 
@@ -69,7 +70,7 @@ function waitForStop(signal: AbortSignal | undefined, serverPid: number): Promis
     };
     const onSignal = () => done('signal');
     const watch = setInterval(() => {
-      if (!isAlive(serverPid)) done('server-exited');
+      if (!processAlive(serverPid)) done('server-exited');
     }, SERVER_WATCH_MS);
     if (signal?.aborted) return done('signal');
     signal?.addEventListener('abort', onSignal, { once: true });

@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, isAlive } from './lab.js';
+import { Lab } from './lab.js';
+import { processAlive } from '../store/process-alive.js';
 import { namespaceExists } from './netns.js';
 import { isDisklessError } from '../errors/index.js';
 
@@ -75,8 +76,8 @@ test('down stops every process in the namespace (also one ignoring SIGTERM), del
   assert.ok(status.processes.some((p) => p.command === 'sleep 600'));
   await lab.down();
   assert.equal(await namespaceExists(NS), false);
-  assert.equal(isAlive(detached), false);
-  assert.equal(child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid!), true);
+  assert.equal(processAlive(detached), false);
+  assert.equal(child.exitCode !== null || child.signalCode !== null || !processAlive(child.pid!), true);
   assert.equal(existsSync(lab.stateDir), false);
   await lab.down();
   const after = await lab.status();

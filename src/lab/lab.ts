@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DisklessError } from '../errors/index.js';
 import { createNamespace, deleteNamespace, ipIn, namespaceExists } from './netns.js';
+import { processAlive } from '../store/process-alive.js';
 
 const execFileP = promisify(execFile);
 
@@ -250,7 +251,7 @@ export class Lab {
 
   /** A snapshot of the lab: namespace, bridge, taps, processes. */
   async status(): Promise<LabStatus> {
-    const recorded = (await this.#recordedPids()).map((r) => ({ ...r, alive: isAlive(r.pid) }));
+    const recorded = (await this.#recordedPids()).map((r) => ({ ...r, alive: processAlive(r.pid) }));
     if (!(await this.isUp())) return { namespace: this.namespace, up: false, taps: [], processes: [], recorded };
     const links = JSON.parse(await this.#ip('-j', 'link', 'show')) as Array<{ ifname: string; address?: string; operstate?: string; master?: string; linkinfo?: unknown }>;
     const br = links.find((l) => l.ifname === this.bridge);
@@ -299,16 +300,6 @@ export class Lab {
   }
 }
 
-/** True when a process with this pid exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** SIGTERM each pid, wait up to `graceMs`, SIGKILL the survivors and wait until they are gone. */
 export async function stopPids(pids: readonly number[], graceMs: number): Promise<void> {
   const signal = (pid: number, sig: NodeJS.Signals) => {
@@ -318,7 +309,7 @@ export async function stopPids(pids: readonly number[], graceMs: number): Promis
       // already gone
     }
   };
-  const live = () => pids.filter(isAlive);
+  const live = () => pids.filter(processAlive);
   for (const pid of live()) signal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (live().length > 0 && Date.now() < deadline) await sleep(50);

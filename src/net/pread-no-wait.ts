@@ -34,3 +34,24 @@ export function preadNoWait(): PreadNoWait | undefined {
   }
   return resolved ?? undefined;
 }
+
+/**
+ * How much of `target` (from its start) the page cache holds at file `position`, copied in
+ * with `pread` on this thread: bytes done (0..target.length; short at a miss or end of file),
+ * or UNSUPPORTED when the file system refuses RWF_NOWAIT (the caller stops trying on that
+ * file). An I/O error counts as "not cached": the caller's ordinary read reports it.
+ */
+export function cachedPrefix(pread: PreadNoWait, fd: number, target: Buffer, position: number): number {
+  let done = 0;
+  try {
+    while (done < target.length) {
+      const n = pread(fd, target, done, target.length, position + done);
+      if (n === UNSUPPORTED) return done === 0 ? UNSUPPORTED : done;
+      if (n <= 0) break;
+      done += n;
+    }
+  } catch {
+    /* reported by the ordinary read */
+  }
+  return done;
+}

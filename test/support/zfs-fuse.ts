@@ -11,6 +11,7 @@ import { access, constants, mkdtemp, rm, writeFile, open, readFile, unlink } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { processAlive } from '../../src/store/process-alive.js';
 
 /** How long a starting daemon may take to answer `zpool list`. */
 const START_TIMEOUT_MS = 15_000;
@@ -64,7 +65,7 @@ async function start(): Promise<ZfsFuseDaemon> {
   }
   // A daemon that died (kill -9, crash) leaves its pid file, and a daemonizing zfs-fuse then exits 1 silently (measured).
   const stale = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
-  if (Number.isSafeInteger(stale) && stale > 1 && !alive(stale)) await unlink(pidFile).catch(() => undefined);
+  if (Number.isSafeInteger(stale) && stale > 1 && !processAlive(stale)) await unlink(pidFile).catch(() => undefined);
   // zfs-fuse daemonizes itself; a second starter racing us fails to bind the socket and exits, which is fine.
   const child = spawn('zfs-fuse', ['-p', pidFile], { stdio: 'ignore', detached: true });
   child.unref();
@@ -76,14 +77,6 @@ async function start(): Promise<ZfsFuseDaemon> {
   throw new Error(`zfs-fuse did not answer within ${START_TIMEOUT_MS} ms after starting`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** A pool on a file, for one test file or bench run. */
 export interface TestPool {

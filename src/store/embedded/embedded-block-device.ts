@@ -1,6 +1,8 @@
 import { DisklessError } from '../../errors/index.js';
 import type { AllocationExtent, BlockDevice, BlockDeviceCapabilities } from '../block-device.js';
 import type { EmbeddedPool } from './embedded-pool.js';
+import { mappedRuns } from './pool-views.js';
+import { checkBlockRange } from '../block-range.js';
 
 /**
  * One open volume (or snapshot, read-only) of an embedded pool. Reads resolve each extent
@@ -70,7 +72,7 @@ export class EmbeddedBlockDevice implements BlockDevice {
 
   allocationStatus(offset: number, length: number, maxExtents: number): Promise<AllocationExtent[]> {
     this.check(offset, length, 'query allocation of');
-    return Promise.resolve(this.pool.mappedRuns(this.view(), offset, length, Math.max(1, maxExtents)));
+    return Promise.resolve(mappedRuns(this.pool, this.view(), offset, length, Math.max(1, maxExtents)));
   }
 
   close(): Promise<void> {
@@ -93,15 +95,6 @@ export class EmbeddedBlockDevice implements BlockDevice {
 
   private check(offset: number, length: number, op: string): void {
     this.checkOpen(op);
-    const bs = this.blockSize;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset % bs !== 0 || length % bs !== 0 || offset + length > this.size) {
-      throw new DisklessError('STORE_OUT_OF_RANGE', `cannot ${op} volume ${this.name}: ${length} bytes at ${offset} is outside 0..${this.size} or not a multiple of ${bs}`, {
-        volume: this.name,
-        offset,
-        length,
-        size: this.size,
-        blockSize: bs,
-      });
-    }
+    checkBlockRange(this.name, this.size, this.blockSize, offset, length, op);
   }
 }

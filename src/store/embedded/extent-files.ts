@@ -2,8 +2,9 @@ import { constants as fsc } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DisklessError } from '../../errors/index.js';
-import { preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
+import { cachedPrefix, preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
 import { InlineWriter } from '../inline-writer.js';
+import { settleAll } from './settle-all.js';
 
 /** Name of the data file in the pool directory and in the mirror directory. */
 export const DATA_FILE = 'extents.dat';
@@ -71,40 +72,23 @@ export class ExtentFiles implements ExtentIo {
   }
 
   readCached(position: number, target: Buffer): boolean {
-    const nw = this.noWait;
-    if (!nw) return false;
-    let done = 0;
-    try {
-      while (done < target.length) {
-        const n = nw(this.primary.fd, target, done, target.length, position + done);
-        if (n === UNSUPPORTED) this.noWait = undefined;
-        if (n <= 0) return false;
-        done += n;
-      }
-    } catch {
-      return false;
-    }
-    return true;
+    return this.cached(this.primary, position, target) === target.length;
+  }
+
+  /** Bytes of `target` the page cache gave (see cachedPrefix); 0 once the file system refused RWF_NOWAIT. */
+  private cached(fh: FileHandle, position: number, target: Buffer): number {
+    if (!this.noWait) return 0;
+    const done = cachedPrefix(this.noWait, fh.fd, target, position);
+    if (done !== UNSUPPORTED) return done;
+    this.noWait = undefined;
+    return 0;
   }
 
   /** Reads `target.length` bytes at `position` of one copy (page cache first, then the thread pool); bytes past the end read as zeros. */
   async read(copy: Copy, position: number, target: Buffer): Promise<void> {
     const fh = copy === 'primary' ? this.primary : this.mirrorHandle;
     if (!fh) throw new DisklessError('STORE_IO', 'cannot read the mirror copy: this pool has no mirror', { copy });
-    let done = 0;
-    const nw = this.noWait;
-    if (nw) {
-      try {
-        while (done < target.length) {
-          const n = nw(fh.fd, target, done, target.length, position + done);
-          if (n === UNSUPPORTED) this.noWait = undefined;
-          if (n <= 0) break;
-          done += n;
-        }
-      } catch {
-        /* the pool read below reports the error */
-      }
-    }
+    let done = this.cached(fh, position, target);
     while (done < target.length) {
       let bytesRead: number;
       try {
@@ -128,8 +112,7 @@ export class ExtentFiles implements ExtentIo {
     if (only !== 'mirror' && this.inlinePrimary.write(this.primary.fd, bufs, position, length) !== length) jobs.push(writeAll(this.primary, this.primaryPath, bufs, position));
     if (this.mirrorHandle && only !== 'primary' && this.inlineMirror.write(this.mirrorHandle.fd, bufs, position, length) !== length) jobs.push(writeAll(this.mirrorHandle, this.mirrorPath!, bufs, position));
     if (jobs.length === 0) return;
-    const results = await Promise.allSettled(jobs);
-    for (const r of results) if (r.status === 'rejected') throw r.reason;
+    await settleAll(jobs);
   }
 
   /** fdatasync on every copy. */

@@ -1,6 +1,7 @@
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DisklessError } from '../../errors/index.js';
+import { processAlive } from '../process-alive.js';
 
 /**
  * One process at a time owns a pool: its in-memory extent maps, free list and open
@@ -25,7 +26,7 @@ export class PoolLock {
         }
       }
       const owner = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
-      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
         throw new DisklessError('STORE_BUSY', `cannot open pool ${poolDir}: process ${owner} has it open (stop it, or use that process)`, { pool: poolDir, pid: owner });
       }
       if (owner === process.pid) {
@@ -38,14 +39,5 @@ export class PoolLock {
 
   async release(): Promise<void> {
     await unlink(this.path).catch(() => undefined);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

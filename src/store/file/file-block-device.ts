@@ -2,8 +2,9 @@ import { fstatSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { DisklessError } from '../../errors/index.js';
 import type { AllocationExtent, BlockDevice, BlockDeviceCapabilities } from '../block-device.js';
-import { preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
+import { cachedPrefix, preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
 import { InlineWriter } from '../inline-writer.js';
+import { checkBlockRange } from '../block-range.js';
 import { blockAllocation, NO_MORE, type BlockAllocation } from './block-allocation.js';
 
 /** The one log call a device makes (a pino Logger fits). */
@@ -123,21 +124,13 @@ export class FileBlockDevice implements BlockDevice {
    * one failed syscall and the rest goes through the pool as before.
    */
   private readCached(offset: number, target: Buffer): number {
-    const pread = this.noWait;
-    if (!pread) return 0;
-    let done = 0;
-    try {
-      while (done < target.length) {
-        const n = pread(this.handle.fd, target, done, target.length, offset + done);
-        if (n === UNSUPPORTED) this.noWait = undefined;
-        if (n <= 0) break; // not cached, unsupported, or end of file: the pool read handles each
-        done += n;
-      }
-    } catch {
-      return done; // an I/O error: let the pool read report it as STORE_IO
-    }
-    return done;
+    if (!this.noWait) return 0;
+    const done = cachedPrefix(this.noWait, this.handle.fd, target, offset);
+    if (done !== UNSUPPORTED) return done;
+    this.noWait = undefined;
+    return 0;
   }
+
 
   async write(offset: number, data: Buffer | readonly Buffer[], options: { fua?: boolean } = {}): Promise<void> {
     let bufs: Buffer[] = Buffer.isBuffer(data) ? [data] : [...data];
@@ -269,17 +262,7 @@ export class FileBlockDevice implements BlockDevice {
 
   private check(offset: number, length: number, op: string): void {
     this.checkOpen(op);
-    const bs = this.blockSize;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset % bs !== 0 || length % bs !== 0 || offset + length > this.size) {
-      throw new DisklessError('STORE_OUT_OF_RANGE', `cannot ${op} ${length} bytes at offset ${offset} of volume ${this.name}: size is ${this.size}, block size ${bs}`, {
-        volume: this.name,
-        operation: op,
-        offset,
-        length,
-        size: this.size,
-        blockSize: bs,
-      });
-    }
+    checkBlockRange(this.name, this.size, this.blockSize, offset, length, op);
   }
 
   private async io<T>(op: string, fn: () => Promise<T>): Promise<T> {

@@ -1,11 +1,12 @@
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DisklessError, isDisklessError } from '../../errors/index.js';
 import type { BlockDevice } from '../block-device.js';
 import type { CreateVolumeOptions, OpenVolumeOptions, ScrubReport, SnapshotInfo, StorageDriver, StorageDriverCapabilities, VolumeInfo, VolumeOrigin } from '../storage-driver.js';
 import { assertVolumeName } from '../volume-name.js';
+import { copySparse, resolveCreate } from '../create-options.js';
 import { FileBlockDevice, type WarnLog } from './file-block-device.js';
 import { blockAllocation } from './block-allocation.js';
 
@@ -19,11 +20,6 @@ export interface FileStorageDriverOptions {
 
 /** Version of the metadata sidecar format (docs: `<name>.json` beside `<name>.img`). */
 export const FILE_VOLUME_FORMAT_VERSION = 1;
-/** Default logical block size of new volumes. */
-export const DEFAULT_BLOCK_SIZE = 512;
-/** Copy granularity for imports: zero-filled chunks of this size are skipped to keep the volume sparse. */
-const IMPORT_CHUNK = 1024 * 1024;
-const SPARSE_GRAIN = 4096;
 
 /** The sidecar JSON, `<name>.json`. A volume exists exactly when its sidecar does. */
 interface VolumeMetadata {
@@ -72,30 +68,7 @@ export class FileStorageDriver implements StorageDriver {
   }
 
   async create(name: string, options: CreateVolumeOptions): Promise<VolumeInfo> {
-    assertVolumeName(name);
-    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-    if (blockSize !== 512 && blockSize !== 4096) {
-      throw new DisklessError('STORE_INVALID_SIZE', `cannot create volume ${name}: block size ${String(blockSize)} is not 512 or 4096`, { field: 'blockSize', value: blockSize, allowed: [512, 4096] });
-    }
-    let sourceSize = 0;
-    if (options.from !== undefined) {
-      try {
-        const st = await stat(options.from);
-        if (!st.isFile()) throw new Error('not a regular file');
-        sourceSize = st.size;
-      } catch (err) {
-        throw new DisklessError('STORE_NOT_FOUND', `cannot import ${options.from} into volume ${name}: ${(err as Error).message}`, { field: 'from', value: options.from }, { cause: err });
-      }
-    }
-    const size = options.size ?? Math.max(blockSize, Math.ceil(sourceSize / blockSize) * blockSize);
-    if (!Number.isSafeInteger(size) || size <= 0 || size % blockSize !== 0 || size < sourceSize) {
-      throw new DisklessError('STORE_INVALID_SIZE', `cannot create volume ${name}: size ${size} must be a positive multiple of ${blockSize}${sourceSize ? ` and at least the source's ${sourceSize} bytes` : ''}`, {
-        field: 'size',
-        value: size,
-        blockSize,
-        sourceSize,
-      });
-    }
+    const { blockSize, size } = await resolveCreate(name, options);
     if (await this.exists(name)) throw new DisklessError('STORE_EXISTS', `cannot create volume ${name}: it already exists`, { volume: name });
     await this.fsCall('create', name, () => mkdir(this.directory, { recursive: true }));
 
@@ -309,31 +282,6 @@ export class FileStorageDriver implements StorageDriver {
       throw this.ioError(op, name, err);
     }
   }
-}
-
-/** Copies a raw image into `dst`, skipping all-zero 4 KiB grains so they stay holes. */
-async function copySparse(src: string, dst: FileHandle): Promise<void> {
-  const fh = await open(src, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(IMPORT_CHUNK);
-    let pos = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, IMPORT_CHUNK, pos);
-      if (bytesRead === 0) break;
-      for (let g = 0; g < bytesRead; g += SPARSE_GRAIN) {
-        const end = Math.min(g + SPARSE_GRAIN, bytesRead);
-        if (!isZero(buf, g, end)) await dst.write(buf, g, end - g, pos + g);
-      }
-      pos += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
-function isZero(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
 }
 
 /** fsync on the directory so renames and unlinks survive a crash. */

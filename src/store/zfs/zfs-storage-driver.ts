@@ -1,11 +1,13 @@
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DisklessError, isDisklessError } from '../../errors/index.js';
 import type { BlockDevice } from '../block-device.js';
 import type { CreateVolumeOptions, OpenVolumeOptions, ReceiveOptions, ScrubReport, SendOptions, SnapshotInfo, StorageDriver, StorageDriverCapabilities, VolumeInfo } from '../storage-driver.js';
-import { assertVolumeName, VOLUME_NAME_PATTERN } from '../volume-name.js';
+import { assertName, assertVolumeName } from '../volume-name.js';
+import { copySparse, DEFAULT_BLOCK_SIZE, resolveCreate } from '../create-options.js';
+import { processAlive } from '../process-alive.js';
 import { FileBlockDevice, type WarnLog } from '../file/file-block-device.js';
 import { blockAllocation } from '../file/block-allocation.js';
 import { DEFAULT_ZFS_PROGRAMS, runZfs, spawnZfs, zfsError, type ZfsPrograms } from './zfs-command.js';
@@ -31,8 +33,6 @@ export interface ZfsStorageDriverOptions {
 export const ZFS_VOLUME_FORMAT_VERSION = 1;
 const IMAGE_FILE = 'volume.img';
 const SIDECAR_FILE = 'volume.json';
-const DEFAULT_BLOCK_SIZE = 512;
-const IMPORT_CHUNK = 1024 * 1024;
 const SPARSE_GRAIN = 4096;
 /** Internal datasets (snapshot-open clones) start with "_", which no volume name may. */
 const OPEN_CLONE_PREFIX = '_open-';
@@ -138,25 +138,7 @@ export class ZfsStorageDriver implements StorageDriver {
   // ---- volumes ----
 
   async create(name: string, options: CreateVolumeOptions): Promise<VolumeInfo> {
-    assertVolumeName(name);
-    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-    if (blockSize !== 512 && blockSize !== 4096) {
-      throw new DisklessError('STORE_INVALID_SIZE', `cannot create volume ${name}: block size ${String(blockSize)} is not 512 or 4096`, { field: 'blockSize', value: blockSize, allowed: [512, 4096] });
-    }
-    let sourceSize = 0;
-    if (options.from !== undefined) {
-      try {
-        const st = await stat(options.from);
-        if (!st.isFile()) throw new Error('not a regular file');
-        sourceSize = st.size;
-      } catch (err) {
-        throw new DisklessError('STORE_NOT_FOUND', `cannot import ${options.from} into volume ${name}: ${(err as Error).message}`, { field: 'from', value: options.from }, { cause: err });
-      }
-    }
-    const size = options.size ?? Math.max(blockSize, Math.ceil(sourceSize / blockSize) * blockSize);
-    if (!Number.isSafeInteger(size) || size <= 0 || size % blockSize !== 0 || size < sourceSize) {
-      throw new DisklessError('STORE_INVALID_SIZE', `cannot create volume ${name}: size ${size} must be a positive multiple of ${blockSize}${sourceSize ? ` and at least the source's ${sourceSize} bytes` : ''}`, { field: 'size', value: size, blockSize, sourceSize });
-    }
+    const { blockSize, size } = await resolveCreate(name, options);
     if (await this.exists(name)) throw new DisklessError('STORE_EXISTS', `cannot create volume ${name}: it already exists`, { volume: name });
     const ds = this.ds(name);
     const props = ['-o', `diskless:origin=${options.from !== undefined ? 'import' : 'empty'}`, '-o', `diskless:blocksize=${blockSize}`];
@@ -250,7 +232,7 @@ export class ZfsStorageDriver implements StorageDriver {
 
   async snapshot(volume: string, snapshot: string): Promise<SnapshotInfo> {
     assertVolumeName(volume);
-    assertSnapshotName(snapshot, 'snapshot');
+    assertName(snapshot, 'snapshot');
     const tree = await this.tree(false);
     const d = this.volume(tree, volume);
     if (d.snapshots.some((s) => s.name === snapshot)) throw new DisklessError('STORE_EXISTS', `cannot snapshot volume ${volume}: snapshot ${snapshot} exists`, { volume, snapshot });
@@ -260,7 +242,7 @@ export class ZfsStorageDriver implements StorageDriver {
 
   async destroySnapshot(volume: string, snapshot: string): Promise<void> {
     assertVolumeName(volume);
-    assertSnapshotName(snapshot, 'snapshot');
+    assertName(snapshot, 'snapshot');
     const tree = await this.tree(false);
     const s = this.snapshotRow(tree, volume, snapshot);
     this.assertSnapshotDestroyable(tree, volume, snapshot, s.full, numberProp(s.props, 'userrefs'));
@@ -269,7 +251,7 @@ export class ZfsStorageDriver implements StorageDriver {
 
   async clone(volume: string, snapshot: string, name: string): Promise<VolumeInfo> {
     assertVolumeName(volume);
-    assertSnapshotName(snapshot, 'snapshot');
+    assertName(snapshot, 'snapshot');
     assertVolumeName(name);
     const tree = await this.tree(false);
     const s = this.snapshotRow(tree, volume, snapshot);
@@ -280,7 +262,7 @@ export class ZfsStorageDriver implements StorageDriver {
 
   async rollback(volume: string, snapshot: string, options: { readonly destroyLater?: boolean } = {}): Promise<void> {
     assertVolumeName(volume);
-    assertSnapshotName(snapshot, 'snapshot');
+    assertName(snapshot, 'snapshot');
     const tree = await this.tree(false);
     const d = this.volume(tree, volume);
     const index = d.snapshots.findIndex((s) => s.name === snapshot);
@@ -312,8 +294,8 @@ export class ZfsStorageDriver implements StorageDriver {
 
   async hold(volume: string, snapshot: string, tag: string): Promise<void> {
     assertVolumeName(volume);
-    assertSnapshotName(snapshot, 'snapshot');
-    assertSnapshotName(tag, 'tag');
+    assertName(snapshot, 'snapshot');
+    assertName(tag, 'tag');
     this.requireHolds('hold a snapshot of', volume);
     const tree = await this.tree(false);
     const s = this.snapshotRow(tree, volume, snapshot);
@@ -328,8 +310,8 @@ export class ZfsStorageDriver implements StorageDriver {
 
   async release(volume: string, snapshot: string, tag: string): Promise<void> {
     assertVolumeName(volume);
-    assertSnapshotName(snapshot, 'snapshot');
-    assertSnapshotName(tag, 'tag');
+    assertName(snapshot, 'snapshot');
+    assertName(tag, 'tag');
     this.requireHolds('release a snapshot of', volume);
     const tree = await this.tree(false);
     const s = this.snapshotRow(tree, volume, snapshot);
@@ -353,12 +335,12 @@ export class ZfsStorageDriver implements StorageDriver {
       yield* this.streamFrom(['send', '-t', options.resumeToken], `send volume ${volume} from a resume token`, { volume });
       return;
     }
-    assertSnapshotName(snapshot, 'snapshot');
+    assertName(snapshot, 'snapshot');
     const tree = await this.tree(false);
     const s = this.snapshotRow(tree, volume, snapshot);
     const args = ['send'];
     if (options.base !== undefined) {
-      assertSnapshotName(options.base, 'base');
+      assertName(options.base, 'base');
       const d = this.volume(tree, volume);
       const baseIndex = d.snapshots.findIndex((x) => x.name === options.base);
       if (baseIndex < 0) throw notFoundSnapshot(volume, options.base);
@@ -417,7 +399,7 @@ export class ZfsStorageDriver implements StorageDriver {
       headBytes += r.value.length;
     }
     const begin = decodeZfsStreamBegin(Buffer.concat(head));
-    assertSnapshotName(begin.snapshot, 'snapshot');
+    assertName(begin.snapshot, 'snapshot');
     const tree = await this.tree(false);
     const existing = tree.volumes.get(name);
     if (begin.fromGuid === undefined) {
@@ -732,7 +714,7 @@ export class ZfsStorageDriver implements StorageDriver {
   }
 
   private async openSnapshot(volume: string, snapshot: string): Promise<BlockDevice> {
-    assertSnapshotName(snapshot, 'snapshot');
+    assertName(snapshot, 'snapshot');
     const tree = await this.tree(false);
     const s = this.snapshotRow(tree, volume, snapshot);
     // zfs-fuse has no .zfs/snapshot directory (measured: ENOENT even with snapdir=visible), so a snapshot is read through a temporary read-only clone.
@@ -821,11 +803,6 @@ export class ZfsStorageDriver implements StorageDriver {
 }
 
 /** Snapshot names and hold tags follow the volume-name rule (so they can never carry "@", "/" or ","). */
-export function assertSnapshotName(name: string, field: 'snapshot' | 'tag' | 'base'): void {
-  if (typeof name !== 'string' || !VOLUME_NAME_PATTERN.test(name)) {
-    throw new DisklessError('STORE_INVALID_NAME', `cannot use ${field} name ${JSON.stringify(name)}: allowed are 1-63 letters, digits, . _ - starting with a letter or digit`, { field, value: name, allowed: VOLUME_NAME_PATTERN.source });
-  }
-}
 
 function notFoundSnapshot(volume: string, snapshot: string): DisklessError {
   return new DisklessError('STORE_NOT_FOUND', `cannot find snapshot ${volume}@${snapshot}`, { volume, snapshot });
@@ -835,14 +812,6 @@ function splitTags(v: string | undefined): string[] {
   return v === undefined || v === '-' || v === '' ? [] : v.split(',').filter((t) => t !== '');
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** True when holes can be punched in files under `dir` (zfs-fuse: no, fallocate EOPNOTSUPP). */
 async function probePunchHole(dir: string): Promise<boolean> {
@@ -868,27 +837,3 @@ async function probePunchHole(dir: string): Promise<boolean> {
   }
 }
 
-/** Copies a raw image into `dst`, skipping all-zero 4 KiB grains so they stay holes. */
-async function copySparse(src: string, dst: FileHandle): Promise<void> {
-  const fh = await open(src, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(IMPORT_CHUNK);
-    let pos = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, IMPORT_CHUNK, pos);
-      if (bytesRead === 0) break;
-      for (let g = 0; g < bytesRead; g += SPARSE_GRAIN) {
-        const end = Math.min(g + SPARSE_GRAIN, bytesRead);
-        if (!isZero(buf, g, end)) await dst.write(buf, g, end - g, pos + g);
-      }
-      pos += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
-function isZero(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
-}
