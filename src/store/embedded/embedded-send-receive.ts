@@ -11,6 +11,7 @@ import { CHECKSUM_BLOCK } from './block-checksums.js';
 import type { EmbeddedStorageDriver } from './embedded-storage-driver.js';
 import { ZERO_SLOT } from './extent-entry.js';
 import type { Layer, VolumeRecord } from './pool-records.js';
+import { recountShadowed } from './layer-merge.js';
 
 /** A resumable receive records a resume point after this many stream bytes (and when it is cut). */
 const CHECKPOINT_BYTES = 64 * 1024 * 1024;
@@ -205,7 +206,7 @@ async function beginReceive(driver: EmbeddedStorageDriver, name: string, h: Send
     if (h.kind === 'full') {
       driver.assertFree(name);
       const head = pool.newLayer(0, name, 0);
-      const v: VolumeRecord = { name, size: h.volumeSize, blockSize: h.blockSize, createdAt: new Date().toISOString(), origin: { kind: 'receive' }, head: head.id, hidden: 'receive', receiving: { layer: head.id, full: true, resumable } };
+      const v: VolumeRecord = { name, size: h.volumeSize, blockSize: h.blockSize, createdAt: new Date().toISOString(), origin: { kind: 'receive' }, head: head.id, hidden: 'receive', receiving: { layer: head.id, resumable } };
       pool.volumes.set(name, v);
       pool.touchVolume(name);
       return head;
@@ -230,7 +231,7 @@ async function beginReceive(driver: EmbeddedStorageDriver, name: string, h: Send
     }
     if (v.receiving) throw new DisklessError('STORE_BUSY', `cannot receive into ${name}: another receive into it is pending`, { volume: name });
     const layer = pool.newLayer(latest!.id, name, latest!.record.referencedExtents);
-    v.receiving = { layer: layer.id, full: false, resumable };
+    v.receiving = { layer: layer.id, resumable };
     pool.touchVolume(name);
     return layer;
   });
@@ -241,7 +242,7 @@ function finishReceive(driver: EmbeddedStorageDriver, name: string, target: Laye
   const pool = driver.pool;
   const v = pool.volumes.get(name);
   if (!v || v.receiving?.layer !== target.id) throw new DisklessError('STORE_BUSY', `cannot finish the receive into ${name}: it was aborted meanwhile`, { volume: name });
-  if (v.receiving.full) {
+  if (v.hidden === 'receive') {
     delete v.hidden;
     delete v.receiving;
     return driver.freezeHeadAs(v, h.snapshot, h.snapshotGuid);
@@ -251,6 +252,6 @@ function finishReceive(driver: EmbeddedStorageDriver, name: string, target: Laye
   delete v.receiving;
   v.head = target.id;
   pool.touchVolume(name);
-  driver.recountShadowed(pool.layer(target.record.parent), target);
+  recountShadowed(pool, pool.layer(target.record.parent), target);
   return driver.freezeHeadAs(v, h.snapshot, h.snapshotGuid);
 }

@@ -1,4 +1,4 @@
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { DisklessError } from '../../errors/index.js';
 import type { BlockDevice } from '../block-device.js';
 import type {
@@ -13,14 +13,16 @@ import type {
   VolumeInfo,
   VolumeOrigin,
 } from '../storage-driver.js';
-import { assertVolumeName, VOLUME_NAME_PATTERN } from '../volume-name.js';
+import { assertName, assertVolumeName } from '../volume-name.js';
+import { resolveCreate } from '../create-options.js';
 import { EmbeddedBlockDevice } from './embedded-block-device.js';
-import { EmbeddedPool, type EmbeddedPoolOptions, type ScrubCounts } from './embedded-pool.js';
+import { EmbeddedPool, type EmbeddedPoolOptions } from './embedded-pool.js';
+import { scrubLayers, type ScrubCounts } from './pool-scrub.js';
+import { locate } from './pool-views.js';
+import { mergeSnapshotInto, recountShadowed } from './layer-merge.js';
 import type { Layer, VolumeRecord } from './pool-records.js';
 import { receiveStream, sendStream } from './embedded-send-receive.js';
 
-/** Default logical block size of new volumes. */
-const DEFAULT_BLOCK_SIZE = 512;
 /** Import copy unit. */
 const IMPORT_CHUNK = 1024 * 1024;
 
@@ -52,7 +54,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
     const pool = await EmbeddedPool.open(options);
     const driver = new EmbeddedStorageDriver(pool);
     try {
-      await driver.dropUnfinishedImports();
+      await driver.dropUnfinished();
     } catch (err) {
       await pool.close().catch(() => undefined);
       throw err;
@@ -65,7 +67,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
     return this.pool.extentSize;
   }
 
-  private async dropUnfinishedImports(): Promise<void> {
+  private async dropUnfinished(): Promise<void> {
     const stale = [...this.pool.volumes.values()].filter((v) => v.hidden === 'import' || (v.receiving !== undefined && (!v.receiving.resumable || v.receiving.token === undefined)));
     if (stale.length === 0) return;
     await this.pool.commit(() => {
@@ -76,23 +78,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
   // ---- volumes -----------------------------------------------------------------------
 
   async create(name: string, options: CreateVolumeOptions): Promise<VolumeInfo> {
-    assertVolumeName(name);
-    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-    if (blockSize !== 512 && blockSize !== 4096) {
-      throw new DisklessError('STORE_INVALID_SIZE', `cannot create volume ${name}: block size ${String(blockSize)} is not 512 or 4096`, { field: 'blockSize', value: blockSize, allowed: [512, 4096] });
-    }
-    let sourceSize = 0;
-    if (options.from !== undefined) {
-      try {
-        const st = await stat(options.from);
-        if (!st.isFile()) throw new Error('not a regular file');
-        sourceSize = st.size;
-      } catch (err) {
-        throw new DisklessError('STORE_NOT_FOUND', `cannot import ${options.from} into volume ${name}: ${(err as Error).message}`, { field: 'from', value: options.from }, { cause: err });
-      }
-    }
-    const size = options.size ?? Math.max(blockSize, Math.ceil(sourceSize / blockSize) * blockSize);
-    checkSize(name, size, blockSize, sourceSize, this.pool.extentSize);
+    const { blockSize, size } = await resolveCreate(name, options, this.pool.extentSize * 0x1_0000_0000);
     await this.pool.commit(() => {
       this.assertFree(name);
       const head = this.pool.newLayer(0, name, 0);
@@ -199,7 +185,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
   }
 
   async snapshot(volume: string, snapshot: string): Promise<SnapshotInfo> {
-    assertSnapshotName(snapshot);
+    assertName(snapshot, 'snapshot');
     const layer = await this.pool.commit(() => {
       const v = this.volume(volume);
       if (this.ownSnapshots(v).some((s) => s.record.snapshot === snapshot)) {
@@ -232,41 +218,8 @@ export class EmbeddedStorageDriver implements StorageDriver {
       if (v.receiving && this.pool.layers.get(v.receiving.layer)?.record.parent === s.id) {
         throw new DisklessError('STORE_HAS_DEPENDENTS', `cannot destroy ${volume}@${snapshot}: a resumable receive is building on it (abort it first)`, { volume, snapshot });
       }
-      this.mergeInto(s, child);
+      mergeSnapshotInto(this.pool, s, child);
     });
-  }
-
-  /** Moves snapshot layer `s`'s entries that `child` does not override into `child`, frees the rest, and removes `s`. */
-  private mergeInto(s: Layer, child: Layer): void {
-    const pool = this.pool;
-    const sEntries = pool.entriesOf(s);
-    const cEntries = pool.entriesOf(child);
-    for (const [index, e] of [...sEntries]) {
-      const c = cEntries.get(index);
-      if (c) {
-        if (e.slot >= 0) pool.releaseSlot(e.slot);
-        // The child's interval now includes the snapshot's: its written-block mask must too (incremental sends read it).
-        if ((c.mask | e.mask) >>> 0 !== c.mask) pool.setEntry(child, index, { ...c, mask: (c.mask | e.mask) >>> 0 });
-      } else {
-        pool.setEntry(child, index, e);
-        if (e.slot >= 0) child.record.dataExtents++;
-      }
-      pool.setEntry(s, index, undefined);
-    }
-    child.record.parent = s.record.parent;
-    pool.touchLayer(child);
-    const parent = s.record.parent !== 0 ? pool.layer(s.record.parent) : undefined;
-    if (parent && parent.record.owner === child.record.owner) this.recountShadowed(parent, child);
-    pool.dropLayer(s); // its entries are all gone: frees nothing more, removes the record
-  }
-
-  /** Recomputes how many of `layer`'s data entries `child` overrides. */
-  recountShadowed(layer: Layer, child: Layer): void {
-    const cEntries = this.pool.entriesOf(child);
-    let n = 0;
-    for (const [index, e] of this.pool.entriesOf(layer)) if (e.slot >= 0 && cEntries.has(index)) n++;
-    layer.record.shadowed = n;
-    this.pool.touchLayer(layer);
   }
 
   async clone(volume: string, snapshot: string, name: string): Promise<VolumeInfo> {
@@ -332,14 +285,14 @@ export class EmbeddedStorageDriver implements StorageDriver {
       from.origin = c.origin;
       c.origin = base;
       const childOfOrigin = chain[at - 1]!; // the clone's lowest own layer: now the next layer up from the origin in the same volume
-      this.recountShadowed(origin, childOfOrigin);
+      recountShadowed(this.pool, origin, childOfOrigin);
       this.pool.touchVolume(volume);
       this.pool.touchVolume(from.name);
     });
   }
 
   async hold(volume: string, snapshot: string, tag: string): Promise<void> {
-    assertTag(tag);
+    assertName(tag, 'tag');
     await this.pool.commit(() => {
       const s = this.findSnapshot(volume, snapshot);
       if (s.record.holds.includes(tag)) throw new DisklessError('STORE_EXISTS', `cannot hold ${volume}@${snapshot} with tag ${tag}: it already has that hold`, { volume, snapshot, tag });
@@ -349,7 +302,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
   }
 
   async release(volume: string, snapshot: string, tag: string): Promise<void> {
-    assertTag(tag);
+    assertName(tag, 'tag');
     await this.pool.commit(() => {
       const s = this.findSnapshot(volume, snapshot);
       if (!s.record.holds.includes(tag)) throw new DisklessError('STORE_NOT_FOUND', `cannot release ${volume}@${snapshot} from tag ${tag}: no such hold (holds: ${s.record.holds.join(', ') || 'none'})`, { volume, snapshot, tag });
@@ -401,7 +354,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
     this.pool.checkHealthy();
     const layers = volume !== undefined ? this.pool.chain(this.volume(volume).head) : [...this.pool.layers.values()];
     const counts: ScrubCounts = { bytesChecked: 0, errors: 0, repaired: 0, unrecoverable: 0 };
-    await this.pool.scrubLayers(layers, counts);
+    await scrubLayers(this.pool, layers, counts);
     return { volume, ...counts };
   }
 
@@ -409,7 +362,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
   async debugLocate(volume: string, offset: number, snapshot?: string): Promise<{ path: string; position: number; length: number }[]> {
     const v = this.volume(volume);
     const view = snapshot !== undefined ? this.findSnapshot(volume, snapshot).id : v.head;
-    return Promise.resolve(this.pool.locate(view, offset));
+    return Promise.resolve(locate(this.pool, view, offset));
   }
 
   close(): Promise<void> {
@@ -453,7 +406,7 @@ export class EmbeddedStorageDriver implements StorageDriver {
   }
 
   findSnapshot(volume: string, snapshot: string): Layer {
-    assertSnapshotName(snapshot);
+    assertName(snapshot, 'snapshot');
     const v = this.volume(volume);
     const s = this.ownSnapshots(v).find((l) => l.record.snapshot === snapshot);
     if (!s) throw new DisklessError('STORE_NOT_FOUND', `cannot find snapshot ${volume}@${snapshot}`, { volume, snapshot });
@@ -519,29 +472,5 @@ export class EmbeddedStorageDriver implements StorageDriver {
   /** Used by receive: freezes a volume's head as a snapshot with a given guid. */
   freezeHeadAs(v: VolumeRecord, snapshot: string, guid: string): Layer {
     return this.freezeHead(v, snapshot, guid);
-  }
-}
-
-function checkSize(name: string, size: number, blockSize: number, sourceSize: number, extentSize: number): void {
-  if (!Number.isSafeInteger(size) || size <= 0 || size % blockSize !== 0 || size < sourceSize || size / extentSize > 0xffff_ffff) {
-    throw new DisklessError('STORE_INVALID_SIZE', `cannot create volume ${name}: size ${size} must be a positive multiple of ${blockSize}${sourceSize ? ` and at least the source's ${sourceSize} bytes` : ''}`, {
-      field: 'size',
-      value: size,
-      blockSize,
-      sourceSize,
-    });
-  }
-}
-
-/** Snapshot names follow the volume-name rule. */
-export function assertSnapshotName(name: string): void {
-  if (typeof name !== 'string' || !VOLUME_NAME_PATTERN.test(name)) {
-    throw new DisklessError('STORE_INVALID_NAME', `cannot use snapshot name ${JSON.stringify(name)}: allowed are 1-63 letters, digits, . _ - starting with a letter or digit`, { field: 'snapshot', value: name, allowed: VOLUME_NAME_PATTERN.source });
-  }
-}
-
-function assertTag(tag: string): void {
-  if (typeof tag !== 'string' || !VOLUME_NAME_PATTERN.test(tag)) {
-    throw new DisklessError('STORE_INVALID_NAME', `cannot use hold tag ${JSON.stringify(tag)}: allowed are 1-63 letters, digits, . _ - starting with a letter or digit`, { field: 'tag', value: tag, allowed: VOLUME_NAME_PATTERN.source });
   }
 }

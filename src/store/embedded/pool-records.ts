@@ -54,10 +54,8 @@ export type BaseOrigin = { readonly kind: 'empty' } | { readonly kind: 'import';
 
 /** Pending resumable receive into a volume (see receive). */
 export interface PartialReceive {
-  /** Layer the stream is being written into (not visible in any view but its own). */
+  /** Layer the stream is being written into: the hidden volume's head for a full stream (`hidden: 'receive'`), else a layer on the latest snapshot. */
   readonly layer: number;
-  /** Whether the receive created the volume (full stream) or adds to it (incremental). */
-  readonly full: boolean;
   /** Kept after an interruption (receive -s); otherwise dropped when the pool opens. */
   readonly resumable: boolean;
   /** Resume token of the last checkpoint (send-stream resume-token.ts), once there is one. */
@@ -81,6 +79,12 @@ export interface VolumeRecord {
   hidden?: 'import' | 'receive';
   /** Present while a resumable receive is pending into this volume. */
   receiving?: PartialReceive;
+}
+
+/** An entry and the layer that holds it. */
+export interface Hit {
+  readonly layer: Layer;
+  readonly entry: ExtentEntry;
 }
 
 /** A layer in memory: its record and, once loaded, its entries by extent index. */
