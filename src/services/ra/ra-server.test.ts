@@ -40,7 +40,9 @@ describe('RaServer on a veth pair', { timeout: 120_000 }, () => {
 
   async function received(): Promise<Icmpv6Frame[]> {
     const r = await peer.request({ op: 'received' });
-    return (r.frames ?? []).map((h) => decodeIcmpv6Frame(Buffer.from(h, 'hex')));
+    // The kernel also sends MLD reports (behind a hop-by-hop header) once the peer's interface has
+    // a link-local address: only frames whose IPv6 next header is ICMPv6 (58) are ours to check.
+    return (r.frames ?? []).map((h) => Buffer.from(h, 'hex')).filter((f) => f.readUInt16BE(12) === 0x86dd && f[20] === 58).map((f) => decodeIcmpv6Frame(f));
   }
 
   async function waitFor(predicate: (frames: Icmpv6Frame[]) => boolean, ms: number): Promise<Icmpv6Frame[]> {
