@@ -1,3 +1,4 @@
+import { DisklessError } from '../../errors/index.js';
 import type { ScrubReport, SnapshotInfo, VolumeOrigin } from '../storage-driver.js';
 import { VOLUME_NAME_PATTERN } from '../volume-name.js';
 
@@ -69,6 +70,34 @@ export function decodeZfsTree(root: string, text: string): ZfsTree {
   // zfs lists snapshots in creation-txg order; a stable sort by creation second keeps ties in that order.
   for (const d of byDataset.values()) d.snapshots.sort((a, b) => creation(a.props) - creation(b.props));
   return { root, volumes: new Map([...volumes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), internal, snapshots };
+}
+
+/** The row of volume `name`; STORE_NOT_FOUND when the tree has none. */
+export function volumeRow(tree: ZfsTree, name: string): ZfsDataset {
+  const d = tree.volumes.get(name);
+  if (!d) throw new DisklessError('STORE_NOT_FOUND', `cannot find volume ${name}`, { volume: name });
+  return d;
+}
+
+/** The row of `volume@snapshot`; STORE_NOT_FOUND when the volume or the snapshot is missing. */
+export function snapshotRow(tree: ZfsTree, volume: string, snapshot: string): ZfsSnapshotRow {
+  const s = volumeRow(tree, volume).snapshots.find((x) => x.name === snapshot);
+  if (!s) throw notFoundSnapshot(volume, snapshot);
+  return s;
+}
+
+/** STORE_NOT_FOUND for a missing snapshot. */
+export function notFoundSnapshot(volume: string, snapshot: string): DisklessError {
+  return new DisklessError('STORE_NOT_FOUND', `cannot find snapshot ${volume}@${snapshot}`, { volume, snapshot });
+}
+
+/**
+ * The hold tags recorded in `diskless:holds` (pools whose `zfs holds` does not work, like
+ * zfs-fuse's). Tags follow the volume-name rule, so they never carry the "," separator.
+ */
+export function recordedHoldTags(props: ReadonlyMap<string, string>): string[] {
+  const v = stringProp(props, 'diskless:holds');
+  return v === undefined ? [] : v.split(',').filter((t) => t !== '');
 }
 
 /** A numeric property ("-" and missing read as 0). */
