@@ -1,10 +1,12 @@
 /**
  * The storage conformance suite against the zfs driver on zfs-fuse (pool version 23): every
  * case gets its own pool on a sparse file (prefix dl4a), destroyed after the case. The daemon
- * is started when it is not running (test/support/zfs-fuse.ts).
+ * is started when it is not running, and checked before each case: one that stopped answering
+ * fails every later case at once with one message (test/support/zfs-fuse.ts); a command that
+ * hangs fails after ZFS_TEST_COMMAND_TIMEOUT_MS, inside the case timeout, naming itself.
  */
 import { ZfsStorageDriver } from '../../src/store/zfs/zfs-storage-driver.js';
-import { createTestPool } from '../support/zfs-fuse.js';
+import { createTestPool, ZFS_TEST_COMMAND_TIMEOUT_MS } from '../support/zfs-fuse.js';
 import type { StorageDriverFixture } from './conformance/conformance-support.js';
 import { defineStorageConformance } from './conformance/storage-conformance.js';
 
@@ -13,7 +15,7 @@ defineStorageConformance('zfs (zfs-fuse)', async (): Promise<StorageDriverFixtur
   const dataset = `${pool.name}/diskless`;
   let current: ZfsStorageDriver;
   try {
-    current = await ZfsStorageDriver.open({ dataset });
+    current = await ZfsStorageDriver.open({ dataset, commandTimeoutMs: ZFS_TEST_COMMAND_TIMEOUT_MS });
   } catch (err) {
     await pool.destroy();
     throw err;
@@ -22,7 +24,7 @@ defineStorageConformance('zfs (zfs-fuse)', async (): Promise<StorageDriverFixtur
     driver: current,
     async reopen() {
       await current.close();
-      current = await ZfsStorageDriver.open({ dataset });
+      current = await ZfsStorageDriver.open({ dataset, commandTimeoutMs: ZFS_TEST_COMMAND_TIMEOUT_MS });
       return current;
     },
     async cleanup() {

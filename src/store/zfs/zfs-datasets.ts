@@ -31,6 +31,8 @@ export class ZfsDatasets {
     readonly root: string,
     readonly features: ZfsFeatures,
     private readonly programs: ZfsPrograms,
+    /** How long one command may take (a stream: one wait on it) before it is killed: STORE_ZFS. */
+    readonly commandTimeoutMs: number,
   ) {
     this.pool = root.split('/')[0]!;
   }
@@ -42,17 +44,17 @@ export class ZfsDatasets {
 
   /** Runs `zfs <args>`; resolves with stdout, rejects with the mapped DisklessError ("cannot <what>"). */
   zfs(args: string[], what: string, context: Record<string, unknown> = {}): Promise<string> {
-    return runZfs(this.programs.zfs, args, what, context);
+    return runZfs(this.programs.zfs, args, what, context, this.commandTimeoutMs);
   }
 
   /** Runs `zpool <args>` like `zfs`, with the pool in the error data. */
   zpool(args: string[], what: string): Promise<string> {
-    return runZfs(this.programs.zpool, args, what, { pool: this.pool });
+    return runZfs(this.programs.zpool, args, what, { pool: this.pool }, this.commandTimeoutMs);
   }
 
-  /** Starts a streaming `zfs <args>` (send, receive). */
+  /** Starts a streaming `zfs <args>` (send, receive); its `within` waits are bounded by the command timeout. */
   spawnZfs(args: string[], stdin: 'pipe' | 'ignore'): ZfsProcess {
-    return spawnZfs(this.programs.zfs, args, stdin);
+    return spawnZfs(this.programs.zfs, args, stdin, this.commandTimeoutMs);
   }
 
   /**

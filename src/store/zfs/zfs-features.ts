@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { runZfs, ZFS_COMMAND_TIMEOUT_MS, type ZfsPrograms } from './zfs-command.js';
+import { isDisklessError } from '../../errors/index.js';
+import { runZfs, ZFS_COMMAND_TIMEOUT_MS, zfsError, type ZfsPrograms } from './zfs-command.js';
 
 /**
  * What the pool and the installed zfs tools can do, probed once when the driver opens
@@ -30,10 +31,19 @@ export const FEATURE_FLAGS_POOL_VERSION = 5000;
 /**
  * Probes `pool` and the zfs tools. `scratchParent` is a dataset the probe may create (and
  * destroys again) a tiny zvol under, to see whether `zfs create -V` works: zfs-fuse aborts
- * with "Function not implemented".
+ * with "Function not implemented". A probe that fails says "no"; one that does not finish
+ * within `timeoutMs` is killed and rejects with STORE_ZFS (a hung zfs is not a missing feature).
  */
-export async function detectZfsFeatures(programs: ZfsPrograms, pool: string, scratchParent: string): Promise<ZfsFeatures> {
-  const versionText = (await runZfs(programs.zpool, ['get', 'version', pool], `read the version of pool ${pool}`, { pool })).split('\n')[1] ?? '';
+export async function detectZfsFeatures(programs: ZfsPrograms, pool: string, scratchParent: string, timeoutMs = ZFS_COMMAND_TIMEOUT_MS): Promise<ZfsFeatures> {
+  const succeeds = async (program: string, args: string[]): Promise<string | undefined> => {
+    try {
+      return await runZfs(program, args, 'probe', {}, timeoutMs);
+    } catch (err) {
+      if (isDisklessError(err, 'STORE_ZFS') && err.data['timeoutMs'] !== undefined) throw err;
+      return undefined;
+    }
+  };
+  const versionText = (await runZfs(programs.zpool, ['get', 'version', pool], `read the version of pool ${pool}`, { pool }, timeoutMs)).split('\n')[1] ?? '';
   const versionField = versionText.trim().split(/\s+/)[2] ?? '-';
   const poolVersion = /^\d+$/.test(versionField) ? Number(versionField) : FEATURE_FLAGS_POOL_VERSION;
   const feature = async (name: string): Promise<boolean> => {
@@ -48,27 +58,22 @@ export async function detectZfsFeatures(programs: ZfsPrograms, pool: string, scr
   const guidProperty = await property('guid');
   // "no such dataset" from a working `zfs holds`, "internal error: .../pyzfs.py not found" from zfs-fuse's.
   // (zfs-fuse prints its complaint on stdout and exits 255.)
-  const holdsProbe = await outcome(programs.zfs, ['holds', '-H', `${scratchParent}@diskless-probe-${randomBytes(4).toString('hex')}`]);
+  const holdsProbe = await outcome(programs.zfs, ['holds', '-H', `${scratchParent}@diskless-probe-${randomBytes(4).toString('hex')}`], timeoutMs);
   const holdsCommand = holdsProbe.status !== 255 && holdsProbe.status !== -1 && !/internal error|pyzfs|unrecognized command|usage/i.test(holdsProbe.output);
   const probe = `${scratchParent}/_probe-zvol-${process.pid}-${randomBytes(4).toString('hex')}`;
   const zvols = (await succeeds(programs.zfs, ['create', '-s', '-V', '1M', probe])) !== undefined;
-  if (zvols) await runZfs(programs.zfs, ['destroy', probe], `destroy the zvol probe ${probe}`);
+  if (zvols) await runZfs(programs.zfs, ['destroy', probe], `destroy the zvol probe ${probe}`, {}, timeoutMs);
   return { poolVersion, zvols, resumableReceive, bookmarks, writtenProperty, guidProperty, holdsCommand };
 }
 
-/** stdout when the command exits 0, undefined otherwise. */
-async function succeeds(program: string, args: string[]): Promise<string | undefined> {
-  try {
-    return await runZfs(program, args, 'probe');
-  } catch {
-    return undefined;
-  }
-}
-
-/** Everything the command printed (stdout and stderr) and its exit status. */
-function outcome(program: string, args: string[]): Promise<{ status: number; output: string }> {
-  return new Promise((resolve) => {
-    execFile(program, args, { timeout: ZFS_COMMAND_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
+/** Everything the command printed (stdout and stderr) and its exit status; STORE_ZFS when it runs past `timeoutMs`. */
+function outcome(program: string, args: string[], timeoutMs: number): Promise<{ status: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(program, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err && (err as { killed?: boolean }).killed) {
+        reject(zfsError({ command: program, args, status: null, signal: 'SIGKILL', stderr: String(stderr), timeoutMs }, 'probe for zfs holds'));
+        return;
+      }
       const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
       resolve({ status, output: `${String(stdout)}${String(stderr)}` });
     });

@@ -73,19 +73,26 @@ export class ZfsInventory {
   async guidOf(full: string, props: ReadonlyMap<string, string>): Promise<string> {
     const known = stringProp(props, 'guid') ?? stringProp(props, 'diskless:guid');
     if (known !== undefined) return known;
+    const what = `read the guid of ${full}`;
     const proc = this.datasets.spawnZfs(['send', full], 'ignore');
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const chunk of proc.child.stdout! as AsyncIterable<Buffer>) {
-      parts.push(chunk);
-      n += chunk.length;
-      if (n >= ZFS_RECORD_HEADER_BYTES) break;
-    }
+    const head = await proc.within(readAtLeast(proc.child.stdout! as AsyncIterable<Buffer>, ZFS_RECORD_HEADER_BYTES), what, { snapshot: full });
     proc.child.kill('SIGTERM');
     const end = await proc.done;
-    if (n < ZFS_RECORD_HEADER_BYTES) throw zfsError(end, `read the guid of ${full}`, { snapshot: full });
-    const guid = decodeZfsStreamBegin(Buffer.concat(parts)).toGuid;
+    if (head.length < ZFS_RECORD_HEADER_BYTES) throw zfsError(end, what, { snapshot: full });
+    const guid = decodeZfsStreamBegin(head).toGuid;
     await this.datasets.zfs(['set', `diskless:guid=${guid}`, full], `record the guid of ${full}`, { snapshot: full });
     return guid;
   }
+}
+
+/** The first `n` or more bytes of `source` (fewer when it ends first); stops reading there. */
+async function readAtLeast(source: AsyncIterable<Buffer>, n: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let got = 0;
+  for await (const chunk of source) {
+    parts.push(chunk);
+    got += chunk.length;
+    if (got >= n) break;
+  }
+  return Buffer.concat(parts);
 }

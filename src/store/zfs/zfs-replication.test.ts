@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { after, before, test } from 'node:test';
+import { after, before, beforeEach, test } from 'node:test';
 import { isDisklessError } from '../../errors/index.js';
-import { createTestPool, type TestPool } from '../../../test/support/zfs-fuse.js';
+import { createTestPool, ensureZfsFuse, ZFS_TEST_COMMAND_TIMEOUT_MS, type TestPool } from '../../../test/support/zfs-fuse.js';
 import { fillPattern } from '../../../test/support/block-pattern.js';
 import type { StorageDriver } from '../storage-driver.js';
 import { ZfsStorageDriver } from './zfs-storage-driver.js';
@@ -21,9 +21,12 @@ let b: ZfsStorageDriver;
 before(async () => {
   source = await createTestPool({ prefix: 'dl4a-src', size: 256 * MiB });
   target = await createTestPool({ prefix: 'dl4a-dst', size: 256 * MiB });
-  a = await ZfsStorageDriver.open({ dataset: `${source.name}/golden` });
-  b = await ZfsStorageDriver.open({ dataset: `${target.name}/fleet/images` });
+  a = await ZfsStorageDriver.open({ dataset: `${source.name}/golden`, commandTimeoutMs: ZFS_TEST_COMMAND_TIMEOUT_MS });
+  b = await ZfsStorageDriver.open({ dataset: `${target.name}/fleet/images`, commandTimeoutMs: ZFS_TEST_COMMAND_TIMEOUT_MS });
 });
+
+// A daemon that stopped answering fails each later test at once with one message (test/support/zfs-fuse.ts).
+beforeEach(() => ensureZfsFuse());
 
 after(async () => {
   await source?.destroy();

@@ -89,18 +89,28 @@ export class ZfsSendReceive {
     await this.datasets.zfs(['receive', '-A', this.datasets.ds(name)], `abort the receive into ${name}`, { volume: name });
   }
 
-  /** Runs `zfs <args>` and yields its stdout; a non-zero exit throws after the last chunk. Stopping early kills it. */
+  /**
+   * Runs `zfs <args>` and yields its stdout; a non-zero exit throws after the last chunk.
+   * Stopping early kills it; so does waiting longer than the command timeout for its next chunk.
+   */
   private async *streamFrom(args: string[], what: string, context: Record<string, unknown>): AsyncGenerator<Buffer> {
     const proc = this.datasets.spawnZfs(args, 'ignore');
+    const chunks = (proc.child.stdout! as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     let finished = false;
     try {
-      for await (const chunk of proc.child.stdout! as AsyncIterable<Buffer>) yield chunk;
-      const end = await proc.done;
+      for (;;) {
+        const r = await proc.within(chunks.next(), what, context);
+        if (r.done) break;
+        yield r.value;
+      }
+      const end = await proc.within(proc.done, what, context);
       finished = true;
       if (end.status !== 0) throw zfsError(end, what, context);
     } finally {
       if (!finished) {
         proc.child.kill('SIGTERM');
+        // Stop reading (destroys stdout): the process only counts as closed once its pipes are.
+        await chunks.return?.().catch(() => undefined);
         await proc.done;
       }
     }
@@ -143,6 +153,7 @@ export class ZfsSendReceive {
 
   /** Feeds `head` then the rest of `iterator` to `zfs <args>` through a ZfsStreamFramer; rejects with the mapped error. */
   private async pipeInto(args: string[], head: Buffer[], iterator: AsyncIterator<Buffer> | undefined, target: { volume: string; snapshot: string }, resumable: boolean): Promise<void> {
+    const what = `receive into volume ${target.volume}`;
     const proc = this.datasets.spawnZfs(args, 'pipe');
     const stdin = proc.child.stdin!;
     let exited = false;
@@ -158,7 +169,8 @@ export class ZfsSendReceive {
         if (exited || b.length === 0) continue;
         if (!stdin.write(b)) {
           let done = (): void => undefined;
-          await Promise.race([
+          // zfs that takes no input for the command timeout is hung: killed, and the receive fails with STORE_ZFS.
+          const room = Promise.race([
             exit,
             new Promise<void>((resolve) => {
               done = resolve;
@@ -166,8 +178,12 @@ export class ZfsSendReceive {
               stdin.on('close', done);
             }),
           ]);
-          stdin.off('drain', done);
-          stdin.off('close', done);
+          try {
+            await proc.within(room, what, target);
+          } finally {
+            stdin.off('drain', done);
+            stdin.off('close', done);
+          }
         }
       }
     };
@@ -184,18 +200,18 @@ export class ZfsSendReceive {
       }
       await write(framer.finish());
     } catch (err) {
-      // Trailing garbage or an unreadable source: end zfs's input without the END record so it fails and keeps nothing.
+      // Trailing garbage, an unreadable source, or zfs hung: end zfs's input without the END record so it fails and keeps nothing.
       refusal = err;
     }
     if (exited) stdin.destroy();
     else stdin.end();
-    const end = await proc.done;
+    const end = await proc.within(proc.done, what, target);
     if (refusal !== undefined) {
       if (end.status === 0) await this.undoReceive(target.volume, target.snapshot);
       throw refusal;
     }
     if (end.status !== 0) {
-      const err = zfsError(end, `receive into volume ${target.volume}`, target, true);
+      const err = zfsError(end, what, target, true);
       if (resumable && this.resumable) {
         const token = await this.receiveResumeToken(target.volume).catch(() => undefined);
         if (token !== undefined) throw new DisklessError('STORE_RECEIVE_INTERRUPTED', `${err.message} (resumable: send again with the resume token)`, { ...err.data, resumeToken: token }, { cause: err });

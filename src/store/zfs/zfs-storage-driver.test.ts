@@ -9,9 +9,9 @@ import { execFile } from 'node:child_process';
 import { readFile, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, test } from 'node:test';
+import { after, before, beforeEach, test } from 'node:test';
 import { isDisklessError } from '../../errors/index.js';
-import { createTestPool, reimportPool, type TestPool } from '../../../test/support/zfs-fuse.js';
+import { createTestPool, ensureZfsFuse, reimportPool, type TestPool } from '../../../test/support/zfs-fuse.js';
 import { fillPattern } from '../../../test/support/block-pattern.js';
 import { ZfsStorageDriver } from './zfs-storage-driver.js';
 
@@ -22,6 +22,9 @@ let pool: TestPool;
 before(async () => {
   pool = await createTestPool({ prefix: 'dl4a-drv', size: 256 * MiB });
 });
+
+// A daemon that stopped answering fails each later test at once with one message (test/support/zfs-fuse.ts).
+beforeEach(() => ensureZfsFuse());
 
 after(async () => {
   await pool?.destroy();
@@ -52,6 +55,35 @@ test('a failed command surfaces as STORE_ZFS with command, status and stderr', a
   const err = await d.scrub().then(() => undefined, (e: unknown) => e);
   assert.ok(isDisklessError(err, 'STORE_ZFS'), String(err));
   assert.deepEqual({ command: err.data['command'], status: err.data['status'], stderr: err.data['stderr'] }, { command: `${wrapper} scrub ${pool.name}`, status: 1, stderr: `cannot scrub ${pool.name}: pool I/O is currently suspended\n` });
+});
+
+test('a zfs command that hangs is killed after commandTimeoutMs: STORE_ZFS naming the command and the timeout; nothing changes', async () => {
+  const root = `${pool.name}/hang`;
+  const real = await ZfsStorageDriver.open({ dataset: root });
+  await real.create('v', { size: MiB });
+  await real.snapshot('v', 's');
+  // zfs as usual, except that snapshot, send and receive hang the way they do when the daemon stalls.
+  const wrapper = join(pool.dir, 'zfs-hangs');
+  await writeFile(wrapper, '#!/bin/sh\ncase "$1" in snapshot|send|receive) exec sleep 60;; esac\nexec zfs "$@"\n', { mode: 0o755 });
+  const timeoutMs = 1_500;
+  const hung = await ZfsStorageDriver.open({ dataset: root, programs: { zfs: wrapper, zpool: 'zpool' }, commandTimeoutMs: timeoutMs });
+  const timedOut = (command: RegExp) => (e: unknown): boolean => isDisklessError(e, 'STORE_ZFS') && e.data['timeoutMs'] === timeoutMs && command.test(String(e.data['command'])) && e.message.includes(`did not finish within ${timeoutMs} ms`);
+  let t0 = Date.now();
+  await assert.rejects(hung.snapshot('v', 's2'), timedOut(new RegExp(`^${wrapper} snapshot ${root}/v@s2$`)));
+  assert.ok(Date.now() - t0 < timeoutMs + 5_000, `snapshot gave up after ${Date.now() - t0} ms`);
+  t0 = Date.now();
+  await assert.rejects(async () => {
+    for await (const chunk of hung.send('v', 's')) void chunk;
+  }, timedOut(new RegExp(`^${wrapper} send ${root}/v@s$`)));
+  assert.ok(Date.now() - t0 < timeoutMs + 5_000, `send gave up after ${Date.now() - t0} ms`);
+  t0 = Date.now();
+  await assert.rejects(hung.receive('w', real.send('v', 's')), timedOut(new RegExp(`^${wrapper} receive ${root}/w$`)));
+  assert.ok(Date.now() - t0 < timeoutMs + 5_000, `receive gave up after ${Date.now() - t0} ms`);
+  assert.deepEqual((await real.listSnapshots()).map((x) => `${x.volume}@${x.name}`), ['v@s']);
+  assert.deepEqual((await real.list()).map((v) => v.name), ['v']);
+  for (const bad of [0, -1, 1.5, Number.NaN, 3_600_001]) {
+    await assert.rejects(ZfsStorageDriver.open({ dataset: root, commandTimeoutMs: bad }), (e: unknown) => isDisklessError(e, 'CONFIG_INVALID') && e.data['field'] === 'commandTimeoutMs', String(bad));
+  }
 });
 
 test('each volume is a dataset holding volume.img and volume.json; snapshots open through a temporary clone that close destroys', async () => {

@@ -7,7 +7,7 @@ import type { CreateVolumeOptions, OpenVolumeOptions, ReceiveOptions, ScrubRepor
 import { assertName, assertVolumeName } from '../volume-name.js';
 import { copySparse, resolveCreate } from '../create-options.js';
 import { FileBlockDevice, type WarnLog } from '../file/file-block-device.js';
-import { DEFAULT_ZFS_PROGRAMS, runZfs, type ZfsPrograms } from './zfs-command.js';
+import { DEFAULT_ZFS_PROGRAMS, runZfs, ZFS_COMMAND_TIMEOUT_MS, type ZfsPrograms } from './zfs-command.js';
 import { ZfsDatasets, zfsUnsupported } from './zfs-datasets.js';
 import { detectZfsFeatures, type ZfsFeatures } from './zfs-features.js';
 import { ZfsInventory } from './zfs-inventory.js';
@@ -31,7 +31,17 @@ export interface ZfsStorageDriverOptions {
   readonly log?: WarnLog;
   /** How often scrub polls `zpool status` while a scrub runs (default 100 ms). */
   readonly scrubPollMs?: number;
+  /**
+   * How long one zfs/zpool command may run before it is killed and the call fails with
+   * STORE_ZFS naming the command and this timeout (data.timeoutMs); for send and receive, how
+   * long zfs may go without giving or taking a byte, or without exiting once its input ended.
+   * Default ZFS_COMMAND_TIMEOUT_MS (120 s); allowed 1..MAX_ZFS_COMMAND_TIMEOUT_MS (1 hour).
+   */
+  readonly commandTimeoutMs?: number;
 }
+
+/** Largest `commandTimeoutMs`. */
+export const MAX_ZFS_COMMAND_TIMEOUT_MS = 3_600_000;
 
 /**
  * Storage driver over OpenZFS or zfs-fuse, driving the `zfs`/`zpool` commands (execFile or
@@ -62,7 +72,7 @@ export class ZfsStorageDriver implements StorageDriver {
   private readonly streams: ZfsSendReceive;
 
   private constructor(options: ZfsStorageDriverOptions, features: ZfsFeatures, unmap: boolean) {
-    this.datasets = new ZfsDatasets(options.dataset, features, options.programs ?? DEFAULT_ZFS_PROGRAMS);
+    this.datasets = new ZfsDatasets(options.dataset, features, options.programs ?? DEFAULT_ZFS_PROGRAMS, commandTimeout(options));
     this.inventory = new ZfsInventory(this.datasets);
     this.streams = new ZfsSendReceive(this.datasets, this.inventory);
     this.root = this.datasets.root;
@@ -87,7 +97,8 @@ export class ZfsStorageDriver implements StorageDriver {
    * Opens the driver on `options.dataset`, creating it (and its parents) when missing with
    * atime=off (reads must not modify a volume, or incremental receives into it are refused),
    * probes the pool's features, and destroys snapshot-open clones left by dead processes.
-   * Throws STORE_NOT_FOUND when the pool does not exist, STORE_INVALID_NAME for a bad name.
+   * Throws STORE_NOT_FOUND when the pool does not exist, STORE_INVALID_NAME for a bad name,
+   * CONFIG_INVALID for a bad commandTimeoutMs, STORE_ZFS when zfs fails or does not answer.
    */
   static async open(options: ZfsStorageDriverOptions): Promise<ZfsStorageDriver> {
     const root = options.dataset;
@@ -95,7 +106,8 @@ export class ZfsStorageDriver implements StorageDriver {
       throw new DisklessError('STORE_INVALID_NAME', `cannot use zfs dataset ${JSON.stringify(root)}: allowed is pool[/dataset...] of letters, digits, _ . : -`, { field: 'dataset', value: root });
     }
     const programs = options.programs ?? DEFAULT_ZFS_PROGRAMS;
-    const zfs = (args: string[], what: string): Promise<string> => runZfs(programs.zfs, args, what, { dataset: root });
+    const timeoutMs = commandTimeout(options);
+    const zfs = (args: string[], what: string): Promise<string> => runZfs(programs.zfs, args, what, { dataset: root }, timeoutMs);
     try {
       await zfs(['list', '-H', '-o', 'name', root], `open dataset ${root}`);
     } catch (err) {
@@ -104,7 +116,7 @@ export class ZfsStorageDriver implements StorageDriver {
     }
     const atime = (await zfs(['get', '-H', '-o', 'value', 'atime', root], `read atime of ${root}`)).trim();
     if (atime !== 'off') await zfs(['set', 'atime=off', root], `set atime=off on ${root}`);
-    const features = await detectZfsFeatures(programs, root.split('/')[0]!, root);
+    const features = await detectZfsFeatures(programs, root.split('/')[0]!, root, timeoutMs);
     let unmap = false;
     if (!features.zvols) {
       const mountpoint = (await zfs(['get', '-H', '-o', 'value', 'mountpoint', root], `read the mountpoint of ${root}`)).trim();
@@ -372,4 +384,13 @@ export class ZfsStorageDriver implements StorageDriver {
   private requireHolds(op: string, volume: string): void {
     if (!this.capabilities.holds) throw zfsUnsupported(op, volume, `pool ${this.pool} (version ${this.features.poolVersion}) has no user holds (version 18)`);
   }
+}
+
+/** `options.commandTimeoutMs`, checked, or the default. */
+function commandTimeout(options: ZfsStorageDriverOptions): number {
+  const t = options.commandTimeoutMs ?? ZFS_COMMAND_TIMEOUT_MS;
+  if (!Number.isSafeInteger(t) || t < 1 || t > MAX_ZFS_COMMAND_TIMEOUT_MS) {
+    throw new DisklessError('CONFIG_INVALID', `cannot open the zfs driver: commandTimeoutMs is ${String(t)}: allowed 1..${MAX_ZFS_COMMAND_TIMEOUT_MS}`, { field: 'commandTimeoutMs', value: t, allowed: `1..${MAX_ZFS_COMMAND_TIMEOUT_MS}` });
+  }
+  return t;
 }
