@@ -9,6 +9,11 @@
  *   file system's whole blocks inside it are freed (partial blocks at the edges are zeroed in
  *   place). It runs off the JS thread because the kernel may first write back dirty pages of
  *   the range. The caller must keep `fd` open until the promise settles.
+ * preallocate(fd, offset, length) -> Promise<undefined>
+ *   fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length) on a thread-pool thread: reserves the
+ *   file system's blocks for the range without changing the file size or any data, so later
+ *   small writes there land in one contiguous allocation instead of fragmenting the file
+ *   (EOPNOTSUPP where the file system cannot).
  * punchHoleSync(fd, offset, length) -> undefined
  *   The same on the calling thread, for probes that touch no data (a range past the end of
  *   the file: the file system checks that it supports punching, then has nothing to free).
@@ -111,12 +116,19 @@ static int punch_args(napi_env env, napi_callback_info info, const char *fn, int
   return 0;
 }
 
-static int punch(int fd, int64_t offset, int64_t length) {
+#define MODE_PUNCH (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
+#define MODE_RESERVE FALLOC_FL_KEEP_SIZE
+
+static int alloc_range(int fd, int mode, int64_t offset, int64_t length) {
   int r;
   do {
-    r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
+    r = fallocate(fd, mode, (off_t)offset, (off_t)length);
   } while (r < 0 && errno == EINTR);
   return r < 0 ? errno : 0;
+}
+
+static int punch(int fd, int64_t offset, int64_t length) {
+  return alloc_range(fd, MODE_PUNCH, offset, length);
 }
 
 /* ---------- punchHole (thread pool) ---------- */
@@ -124,6 +136,7 @@ static int punch(int fd, int64_t offset, int64_t length) {
 typedef struct punch_work {
   napi_async_work work;
   napi_deferred deferred;
+  int mode;
   int fd;
   int64_t offset;
   int64_t length;
@@ -133,7 +146,7 @@ typedef struct punch_work {
 static void punch_execute(napi_env env, void *data) {
   (void)env;
   punch_work *w = (punch_work *)data;
-  w->err = punch(w->fd, w->offset, w->length);
+  w->err = alloc_range(w->fd, w->mode, w->offset, w->length);
 }
 
 static void punch_complete(napi_env env, napi_status status, void *data) {
@@ -144,33 +157,43 @@ static void punch_complete(napi_env env, napi_status status, void *data) {
     napi_get_undefined(env, &undefined);
     napi_resolve_deferred(env, w->deferred, undefined);
   } else {
-    napi_reject_deferred(env, w->deferred, errno_error(env, "fallocate(FALLOC_FL_PUNCH_HOLE)", w->err));
+    napi_reject_deferred(env, w->deferred, errno_error(env, w->mode == MODE_PUNCH ? "fallocate(FALLOC_FL_PUNCH_HOLE)" : "fallocate(FALLOC_FL_KEEP_SIZE)", w->err));
   }
   napi_delete_async_work(env, w->work);
   free(w);
 }
 
-static napi_value punch_hole(napi_env env, napi_callback_info info) {
+/* Queues fallocate(mode) of (fd, offset, length) on the thread pool; `fn` names the function in errors. */
+static napi_value alloc_async(napi_env env, napi_callback_info info, const char *fn, int mode) {
   int32_t fd;
   int64_t offset, length;
-  if (punch_args(env, info, "punchHole", &fd, &offset, &length) != 0) return NULL;
+  if (punch_args(env, info, fn, &fd, &offset, &length) != 0) return NULL;
   punch_work *w = calloc(1, sizeof *w);
   if (w == NULL) {
     napi_throw(env, errno_error(env, "calloc", ENOMEM));
     return NULL;
   }
+  w->mode = mode;
   w->fd = fd;
   w->offset = offset;
   w->length = length;
   napi_value promise, name;
   napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "diskless:punchHole", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, mode == MODE_PUNCH ? "diskless:punchHole" : "diskless:preallocate", NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, punch_execute, punch_complete, w, &w->work) != napi_ok || napi_queue_async_work(env, w->work) != napi_ok) {
     napi_reject_deferred(env, w->deferred, errno_error(env, "napi_queue_async_work", ENOMEM));
     if (w->work != NULL) napi_delete_async_work(env, w->work);
     free(w);
   }
   return promise;
+}
+
+static napi_value punch_hole(napi_env env, napi_callback_info info) {
+  return alloc_async(env, info, "punchHole", MODE_PUNCH);
+}
+
+static napi_value preallocate(napi_env env, napi_callback_info info) {
+  return alloc_async(env, info, "preallocate", MODE_RESERVE);
 }
 
 static napi_value punch_hole_sync(napi_env env, napi_callback_info info) {
@@ -222,6 +245,7 @@ napi_value block_alloc_init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
     { "punchHole", NULL, punch_hole, NULL, NULL, NULL, napi_default_jsproperty, NULL },
     { "punchHoleSync", NULL, punch_hole_sync, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "preallocate", NULL, preallocate, NULL, NULL, NULL, napi_default_jsproperty, NULL },
     { "seekData", NULL, seek_data, NULL, NULL, NULL, napi_default_jsproperty, NULL },
     { "seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default_jsproperty, NULL },
   };

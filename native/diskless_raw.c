@@ -532,7 +532,7 @@ static napi_value init(napi_env env, napi_value exports) {
   tcp_options_init(env, exports);
   crc32c_init(env, exports);
   block_io_init(env, exports);
-  { napi_value block_alloc_init(napi_env, napi_value); block_alloc_init(env, exports); } /* punchHole, punchHoleSync, seekData, seekHole (block_alloc.c) */
+  { napi_value block_alloc_init(napi_env, napi_value); block_alloc_init(env, exports); } /* punchHole, punchHoleSync, preallocate, seekData, seekHole (block_alloc.c) */
   return udp_transfer_init(env, exports);
 }
 

@@ -93,3 +93,20 @@ test('errors are errno-named (EBADF on a read-only or closed descriptor, with er
   assert.throws(() => a.seekHole(0, -5), TypeError);
   assert.throws(() => (a.punchHole as unknown as (x: number) => Promise<void>)(1), TypeError, 'missing arguments throw, they do not reject');
 });
+
+test('preallocate reserves blocks (st_blocks grows) past the end without changing the size or any data; bad arguments throw a TypeError', async (t) => {
+  const a = blockAllocation()!;
+  assert.equal(typeof a.preallocate, 'function', 'native/block_alloc.c exports preallocate');
+  const { fd } = await withFile(t, 'w+');
+  writeSync(fd, Buffer.alloc(MiB, 0x33), 0, MiB, 0);
+  const before = fstatSync(fd);
+  await a.preallocate!(fd, MiB, 8 * MiB);
+  const after = fstatSync(fd);
+  assert.equal(after.size, MiB, 'KEEP_SIZE: the size is unchanged');
+  assert.ok(after.blocks * 512 >= before.blocks * 512 + 8 * MiB, `8 MiB more reserved (${before.blocks} -> ${after.blocks} sectors)`);
+  const back = Buffer.alloc(MiB);
+  readSync(fd, back, 0, MiB, 0);
+  assert.ok(back.equals(Buffer.alloc(MiB, 0x33)), 'the data before the range is untouched');
+  assert.throws(() => a.preallocate!(fd, -1, 10), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ERR_INVALID_ARG_TYPE');
+  await assert.rejects(a.preallocate!(987654, 0, 4096), errno('EBADF'));
+});

@@ -10,6 +10,8 @@ import { loadNativeAddon } from '../../net/native-addon.js';
 export interface BlockAllocation {
   /** Frees [offset, offset + length) on a thread-pool thread; the range reads as zeros afterwards. Rejects with an errno-coded Error (EOPNOTSUPP...). */
   punchHole(fd: number, offset: number, length: number): Promise<void>;
+  /** Reserves the file system's blocks for [offset, offset + length) on a thread-pool thread, size and data unchanged (fallocate FALLOC_FL_KEEP_SIZE). Absent from an addon built before it. */
+  preallocate?(fd: number, offset: number, length: number): Promise<void>;
   /** The same on the calling thread: only for probes past the end of the file, which touch no data. */
   punchHoleSync(fd: number, offset: number, length: number): void;
   /** First offset >= `offset` inside allocated data; `NO_MORE` (-1) when only holes remain before the end of the file. */
