@@ -54,7 +54,7 @@ export class EmbeddedBlockDevice implements BlockDevice {
     const length = bufs.reduce((n, b) => n + b.length, 0);
     this.check(offset, length, 'write');
     this.writable('write', offset, length);
-    if (length > 0) await this.pool.writeRange(this.name, offset, bufs, length);
+    if (length > 0 && !this.pool.writeRangeSync(this.name, offset, bufs, length)) await this.pool.writeRange(this.name, offset, bufs, length);
     if (options.fua) await this.pool.sync();
   }
 

@@ -56,6 +56,16 @@ class PowerCutFiles implements ExtentIo {
     this.pending.push({ position, data: copy, only });
   }
 
+  private syncWrites = 0;
+
+  /** Every other synchronous write is refused, so the pool's async write path is cut too. */
+  writeSync(position: number, data: Buffer): boolean {
+    if (this.off || !this.real.writeSync || this.syncWrites++ % 2 === 1) return false;
+    if (!this.real.writeSync(position, data)) return false;
+    this.pending.push({ position, data: Buffer.from(data), only: undefined });
+    return true;
+  }
+
   async datasync(): Promise<void> {
     this.check();
     const synced = this.pending;

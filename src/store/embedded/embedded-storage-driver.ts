@@ -19,7 +19,7 @@ import { EmbeddedBlockDevice } from './embedded-block-device.js';
 import { EmbeddedPool, type EmbeddedPoolOptions } from './embedded-pool.js';
 import { scrubLayers, type ScrubCounts } from './pool-scrub.js';
 import { locate } from './pool-views.js';
-import { mergeSnapshotInto, recountShadowed } from './layer-merge.js';
+import { absorbSnapshot, mergeSnapshotInto, recountShadowed } from './layer-merge.js';
 import type { Layer, VolumeRecord } from './pool-records.js';
 import { receiveStream, sendStream } from './embedded-send-receive.js';
 
@@ -210,16 +210,32 @@ export class EmbeddedStorageDriver implements StorageDriver {
   }
 
   async destroySnapshot(volume: string, snapshot: string): Promise<void> {
-    await this.pool.commit(() => {
-      const v = this.volume(volume);
-      const s = this.findSnapshot(volume, snapshot);
-      this.assertDroppable(s, 'destroy snapshot');
-      const child = this.childInVolume(v, s);
-      if (v.receiving && this.pool.layers.get(v.receiving.layer)?.record.parent === s.id) {
-        throw new DisklessError('STORE_HAS_DEPENDENTS', `cannot destroy ${volume}@${snapshot}: a resumable receive is building on it (abort it first)`, { volume, snapshot });
-      }
-      mergeSnapshotInto(this.pool, s, child);
-    });
+    // The child's partial extents take the snapshot's blocks first (writes flowing), then once
+    // more for what was written meanwhile, inside the commit, which merges the layers.
+    const first = this.destroyPlan(volume, snapshot);
+    await absorbSnapshot(this.pool, first.s, first.child, false);
+    await this.pool.commit(
+      () => {
+        const { s, child } = this.destroyPlan(volume, snapshot);
+        mergeSnapshotInto(this.pool, s, child);
+      },
+      async () => {
+        const { s, child } = this.destroyPlan(volume, snapshot);
+        await absorbSnapshot(this.pool, s, child, true);
+      },
+    );
+  }
+
+  /** The snapshot layer to destroy and the layer it merges into; throws when it may not be destroyed. */
+  private destroyPlan(volume: string, snapshot: string): { s: Layer; child: Layer } {
+    const v = this.volume(volume);
+    const s = this.findSnapshot(volume, snapshot);
+    this.assertDroppable(s, 'destroy snapshot');
+    const child = this.childInVolume(v, s);
+    if (v.receiving && this.pool.layers.get(v.receiving.layer)?.record.parent === s.id) {
+      throw new DisklessError('STORE_HAS_DEPENDENTS', `cannot destroy ${volume}@${snapshot}: a resumable receive is building on it (abort it first)`, { volume, snapshot });
+    }
+    return { s, child };
   }
 
   async clone(volume: string, snapshot: string, name: string): Promise<VolumeInfo> {

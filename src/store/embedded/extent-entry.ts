@@ -4,19 +4,23 @@ import { DisklessError } from '../../errors/index.js';
  * One extent of one layer, as the embedded store keeps it in memory and in the `extents`
  * table. A layer holds an entry only for extents written while it was the volume's head:
  *   - data: `slot` is where the extent's bytes live in the pool's data file (and at the same
- *     place in the mirror), `sums` the CRC32C of each of its 4 KiB blocks;
- *   - zero (slot -1): the extent reads as zeros here even if a lower layer has data (a
+ *     place in the mirror). The slot holds exactly the 4 KiB blocks of `mask` — the blocks
+ *     written in this layer — with `sums` their CRC32C; every other block shows through from
+ *     the layers below (zeros if none has it). Copy-on-write is per block: a clone's first
+ *     4 KiB write to an extent stores 4 KiB, not the extent.
+ *   - zero (slot -1): the whole extent reads as zeros here even if a lower layer has data (a
  *     tombstone, left by unmap or an all-zero write over inherited data).
- * `mask` has bit b set when block b was written in this layer (what an incremental send
- * carries); `txg` is the transaction group in which the slot was allocated: a slot can be
- * overwritten in place only while its txg is still open (never referenced by committed
- * metadata), otherwise every write goes to a new slot (copy-on-write).
+ * `mask` is also what an incremental send carries. `txg` is the transaction group in which the
+ * slot was allocated. In memory only, `stable` is the part of `mask` that committed metadata
+ * references: a block outside it may be written in place (after a crash nothing points at
+ * it); a block inside it is never overwritten — the extent moves to a new slot instead.
  */
 export interface ExtentEntry {
   readonly slot: number;
   readonly mask: number;
   readonly sums: Uint32Array | undefined;
   readonly txg: number;
+  readonly stable: number;
 }
 
 /** Slot value of a zero entry. */
@@ -59,11 +63,11 @@ export function encodeExtentEntry(e: ExtentEntry, blocksPerExtent: number): Buff
 export function decodeExtentEntry(v: Uint8Array, blocksPerExtent: number): ExtentEntry {
   const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   const kind = b[0];
-  if (kind === KIND_ZERO && b.length === HEADER) return { slot: ZERO_SLOT, mask: b.readUInt32LE(8), sums: undefined, txg: b.readUInt32LE(12) };
+  if (kind === KIND_ZERO && b.length === HEADER) return { slot: ZERO_SLOT, mask: b.readUInt32LE(8), sums: undefined, txg: b.readUInt32LE(12), stable: b.readUInt32LE(8) };
   if (kind === KIND_DATA && b.length === HEADER + 4 * blocksPerExtent) {
     const sums = new Uint32Array(blocksPerExtent);
     for (let i = 0; i < blocksPerExtent; i++) sums[i] = b.readUInt32LE(HEADER + 4 * i);
-    return { slot: b.readUInt32LE(4), mask: b.readUInt32LE(8), sums, txg: b.readUInt32LE(12) };
+    return { slot: b.readUInt32LE(4), mask: b.readUInt32LE(8), sums, txg: b.readUInt32LE(12), stable: b.readUInt32LE(8) };
   }
   throw new DisklessError('STORE_BAD_METADATA', `cannot read an extent entry: kind ${String(kind)}, ${b.length} bytes (expected kind 1 with ${HEADER + 4 * blocksPerExtent} or kind 2 with ${HEADER})`, {
     field: 'extent',
@@ -84,4 +88,28 @@ export function popcount(mask: number): number {
 export function blockRangeMask(first: number, end: number): number {
   if (end - first >= 32) return 0xffffffff >>> 0;
   return ((((1 << (end - first)) >>> 0) - 1) << first) >>> 0;
+}
+
+/** Mask of every block of an extent of `blocksPerExtent` blocks. */
+export function fullMask(blocksPerExtent: number): number {
+  return blockRangeMask(0, blocksPerExtent);
+}
+
+/** Whether `e` hides the whole extent below it (a tombstone, or data with every block written here). */
+export function coversExtent(e: ExtentEntry | undefined, full: number): boolean {
+  return e !== undefined && (e.slot === ZERO_SLOT || e.mask === full);
+}
+
+/** Calls `fn(first, end)` for each run of set bits of `mask` among bits [0, n). */
+export function forEachRun(mask: number, n: number, fn: (first: number, end: number) => void): void {
+  for (let b = 0; b < n; ) {
+    if (((mask >>> b) & 1) === 0) {
+      b++;
+      continue;
+    }
+    let e = b + 1;
+    while (e < n && ((mask >>> e) & 1) === 1) e++;
+    fn(b, e);
+    b = e;
+  }
 }

@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DisklessError } from '../../errors/index.js';
 import { cachedPrefix, preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
+import { blockAllocation } from '../file/block-allocation.js';
 import { InlineWriter } from '../inline-writer.js';
 import { settleAll } from './settle-all.js';
 
@@ -24,6 +25,10 @@ export interface ExtentIo {
   /** Fills `target` from the primary copy only if every byte is in the page cache (no waiting); false otherwise. */
   readCached?(position: number, target: Buffer): boolean;
   write(position: number, data: Buffer | readonly Buffer[], only?: Copy): Promise<void>;
+  /** Writes `data` at `position` on every copy on this thread, or returns false (then `write` must do it). */
+  writeSync?(position: number, data: Buffer): boolean;
+  /** Reserves disk blocks for [position, position + length) on every copy ahead of use; false when the file system cannot (nothing changes then). */
+  reserve?(position: number, length: number): Promise<boolean>;
   datasync(): Promise<void>;
   close(): Promise<void>;
 }
@@ -101,6 +106,35 @@ export class ExtentFiles implements ExtentIo {
         return;
       }
       done += bytesRead;
+    }
+  }
+
+  /**
+   * The synchronous fast path of `write`: true when every copy took the whole write on this
+   * thread (InlineWriter); false when the caller must use `write` (a copy may then hold part
+   * of the data, which `write` overwrites).
+   */
+  writeSync(position: number, data: Buffer): boolean {
+    const bufs = [data];
+    if (this.inlinePrimary.write(this.primary.fd, bufs, position, data.length) !== data.length) return false;
+    return !this.mirrorHandle || this.inlineMirror.write(this.mirrorHandle.fd, bufs, position, data.length) === data.length;
+  }
+
+  /**
+   * Reserves disk blocks for slots about to be handed out (fallocate KEEP_SIZE through the
+   * native addon), so that scattered first writes into new slots land in one contiguous
+   * allocation: writing 4 KiB into a reserved range costs about what overwriting does, into a
+   * hole about twice that, and the holes fragment the file. False where it cannot be done.
+   */
+  async reserve(position: number, length: number): Promise<boolean> {
+    const pre = blockAllocation()?.preallocate;
+    if (!pre) return false;
+    try {
+      await pre(this.primary.fd, position, length);
+      if (this.mirrorHandle) await pre(this.mirrorHandle.fd, position, length);
+      return true;
+    } catch {
+      return false;
     }
   }
 

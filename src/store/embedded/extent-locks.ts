@@ -6,6 +6,11 @@
 export class ExtentLocks {
   private readonly held = new Map<number, Promise<void>>();
 
+  /** Whether someone holds the extent's lock (a synchronous write leaves it to the async path then). */
+  isHeld(layer: number, index: number): boolean {
+    return this.held.has(layer * 0x1_0000_0000 + index);
+  }
+
   /** Resolves with the release function once the extent is free. */
   async lock(layer: number, index: number): Promise<() => void> {
     const key = layer * 0x1_0000_0000 + index;

@@ -1,9 +1,10 @@
 import { DisklessError } from '../../errors/index.js';
 import { blockChecksums, CHECKSUM_BLOCK, firstBadBlock } from './block-checksums.js';
-import { ZERO_SLOT, type ExtentEntry } from './extent-entry.js';
+import { blockSources } from './block-sources.js';
+import { blockRangeMask, forEachRun, ZERO_SLOT, type ExtentEntry } from './extent-entry.js';
 import type { ExtentIo } from './extent-files.js';
 import type { ExtentLocks } from './extent-locks.js';
-import type { Hit } from './pool-records.js';
+import type { Hit, Layer } from './pool-records.js';
 import { settleAll } from './settle-all.js';
 
 /** Largest extent the pool allows (sizes scratch buffers). */
@@ -18,6 +19,8 @@ export interface ReaderPool {
   /** False once the pool failed or closed. */
   readonly usable: boolean;
   lookup(id: number, index: number): Hit | undefined;
+  layer(id: number): Layer;
+  entriesOf(layer: Layer): Map<number, ExtentEntry>;
   checkHealthy(): void;
 }
 
@@ -57,21 +60,42 @@ export class ExtentReader {
       const stop = Math.min(E, start + (end - pos));
       const t = pos - offset;
       const hit = this.pool.lookup(view, index);
+      const bFirst = Math.floor(start / B);
+      const bEnd = Math.ceil(stop / B);
       if (!hit || hit.entry.slot === ZERO_SLOT) target.fill(0, t, t + (stop - start));
-      else if (start % B === 0 && stop % B === 0) {
-        const dst = target.subarray(t, t + (stop - start));
-        if (!files.readCached(hit.entry.slot * E + start, dst)) return false;
-        if (this.firstBad(dst, hit.entry.sums!, start / B) >= 0) return false;
+      else if ((blockRangeMask(bFirst, bEnd) & ~hit.entry.mask) >>> 0 === 0) {
+        if (!this.copyRunSync(hit.entry, bFirst, bEnd, start, stop, target, t)) return false;
       } else {
-        // Not 4 KiB-aligned (512-byte LBAs): read and verify the covering blocks, copy out the part asked for.
-        const bFirst = Math.floor(start / B);
-        const cover = this.cover.subarray(0, (Math.ceil(stop / B) - bFirst) * B);
-        if (!files.readCached(hit.entry.slot * E + bFirst * B, cover)) return false;
-        if (this.firstBad(cover, hit.entry.sums!, bFirst) >= 0) return false;
-        cover.copy(target, t, start - bFirst * B, stop - bFirst * B);
+        // Blocks from more than one layer: each run from its own slot.
+        for (const run of blockSources(this.pool, view, index, bFirst, bEnd)) {
+          if (run.hit) {
+            if (!this.copyRunSync(run.hit.entry, run.first, run.end, start, stop, target, t)) return false;
+          } else target.fill(0, t + Math.max(start, run.first * B) - start, t + Math.min(stop, run.end * B) - start);
+        }
       }
       pos += stop - start;
     }
+    return true;
+  }
+
+  /**
+   * Copies what blocks [bA, bB) of `entry`'s slot hold of the extent's bytes [start, stop)
+   * into `target` (extent byte `start` at `t`) from the page cache, checksums verified; false
+   * when not cached or a checksum does not match.
+   */
+  private copyRunSync(entry: ExtentEntry, bA: number, bB: number, start: number, stop: number, target: Buffer, t: number): boolean {
+    const B = CHECKSUM_BLOCK;
+    const base = entry.slot * this.pool.extentSize;
+    const lo = Math.max(start, bA * B);
+    const hi = Math.min(stop, bB * B);
+    if (lo === bA * B && hi === bB * B) {
+      const dst = target.subarray(t + lo - start, t + hi - start);
+      return this.pool.files.readCached!(base + lo, dst) && this.firstBad(dst, entry.sums!, bA) < 0;
+    }
+    // Not 4 KiB-aligned (512-byte LBAs): read and verify the covering blocks, copy out the part asked for.
+    const cover = this.cover.subarray(0, (bB - bA) * B);
+    if (!this.pool.files.readCached!(base + bA * B, cover) || this.firstBad(cover, entry.sums!, bA) >= 0) return false;
+    cover.copy(target, t + lo - start, lo - bA * B, hi - bA * B);
     return true;
   }
 
@@ -92,24 +116,33 @@ export class ExtentReader {
     await settleAll(jobs);
   }
 
-  private async readExtent(view: () => number, index: number, start: number, stop: number, target: Buffer, tOff: number, volume: string): Promise<void> {
+  /**
+   * Bytes [start, stop) of extent `index` in the view from layer `view()` down into `target`
+   * at `tOff`, every block verified (and healed from the mirror). `locked`: the caller holds
+   * that layer's lock on this extent (a write reading the old contents of its edge blocks).
+   */
+  async readExtent(view: () => number, index: number, start: number, stop: number, target: Buffer, tOff: number, volume: string, locked?: number): Promise<void> {
     const B = CHECKSUM_BLOCK;
     const bFirst = Math.floor(start / B);
     const bEnd = Math.ceil(stop / B);
-    const aligned = start % B === 0 && stop % B === 0;
-    for (let attempt = 0; ; attempt++) {
-      const hit = this.pool.lookup(view(), index);
-      if (!hit || hit.entry.slot === ZERO_SLOT) {
-        target.fill(0, tOff, tOff + (stop - start));
-        return;
+    attempts: for (let attempt = 0; ; attempt++) {
+      for (const run of blockSources(this.pool, view(), index, bFirst, bEnd)) {
+        const lo = Math.max(start, run.first * B);
+        const hi = Math.min(stop, run.end * B);
+        if (!run.hit) {
+          target.fill(0, tOff + lo - start, tOff + hi - start);
+          continue;
+        }
+        const aligned = lo === run.first * B && hi === run.end * B;
+        const dst = aligned ? target.subarray(tOff + lo - start, tOff + hi - start) : Buffer.allocUnsafe((run.end - run.first) * B);
+        await this.pool.files.read('primary', run.hit.entry.slot * this.pool.extentSize + run.first * B, dst);
+        if (this.firstBad(dst, run.hit.entry.sums!, run.first) >= 0) {
+          const isLocked = run.hit.layer.id === locked;
+          const done = await this.repair(run.hit, index, run.first, dst, volume, attempt < 3 && !isLocked, isLocked);
+          if (!done) continue attempts; // the extent changed under the read: read it again
+        }
+        if (!aligned) dst.copy(target, tOff + lo - start, lo - run.first * B, hi - run.first * B);
       }
-      const dst = aligned ? target.subarray(tOff, tOff + (stop - start)) : Buffer.allocUnsafe((bEnd - bFirst) * B);
-      await this.pool.files.read('primary', hit.entry.slot * this.pool.extentSize + bFirst * B, dst);
-      if (this.firstBad(dst, hit.entry.sums!, bFirst) >= 0) {
-        const done = await this.repair(hit, index, bFirst, dst, volume, attempt < 3);
-        if (!done) continue; // the extent changed under the read: read it again
-      }
-      if (!aligned) dst.copy(target, tOff, start - bFirst * B, stop - bFirst * B);
       return;
     }
   }
@@ -117,10 +150,11 @@ export class ExtentReader {
   /**
    * A block failed its checksum: under the extent's lock, make sure the entry is still the
    * one read (else return false: the caller re-reads), re-read, and replace each bad block
-   * from the mirror, rewriting the bad copy. No good copy: STORE_CORRUPT.
+   * from the mirror, rewriting the bad copy. No good copy: STORE_CORRUPT. `locked`: the
+   * caller already holds the extent's lock.
    */
-  async repair(hit: Hit, index: number, bFirst: number, dst: Buffer, volume: string, mayRetry: boolean): Promise<boolean> {
-    const unlock = await this.pool.locks.lock(hit.layer.id, index);
+  async repair(hit: Hit, index: number, bFirst: number, dst: Buffer, volume: string, mayRetry: boolean, locked = false): Promise<boolean> {
+    const unlock = locked ? () => undefined : await this.pool.locks.lock(hit.layer.id, index);
     try {
       if (mayRetry && (hit.layer.removed || hit.layer.entries?.get(index) !== hit.entry)) return false;
       const B = CHECKSUM_BLOCK;
@@ -156,17 +190,40 @@ export class ExtentReader {
     }
   }
 
-  /** Whole extent of `entry` into `extent`; returns the blocks with no good copy (their bytes are copied as they are). */
-  async readForCopy(entry: ExtentEntry, extent: Buffer): Promise<number[]> {
-    await this.pool.files.read('primary', entry.slot * this.pool.extentSize, extent);
+  /** `readForCopy` from the page cache on this thread: false when a block is not cached or fails its checksum. */
+  readForCopySync(entry: ExtentEntry, mask: number, extent: Buffer): boolean {
+    const files = this.pool.files;
+    if (!files.readCached) return false;
+    const B = CHECKSUM_BLOCK;
+    const base = entry.slot * this.pool.extentSize;
+    let ok = true;
+    forEachRun(mask, this.pool.blocksPerExtent, (a, b) => {
+      if (!ok) return;
+      const dst = extent.subarray(a * B, b * B);
+      ok = files.readCached!(base + a * B, dst) && this.firstBad(dst, entry.sums!, a) < 0;
+    });
+    return ok;
+  }
+
+  /**
+   * The blocks of `mask` of `entry`'s slot into `extent` at their own positions, verified;
+   * a bad block is taken from the mirror when that copy is good. Returns the blocks with no
+   * good copy (their bytes are copied as they are).
+   */
+  async readForCopy(entry: ExtentEntry, mask: number, extent: Buffer): Promise<number[]> {
+    const B = CHECKSUM_BLOCK;
+    const base = entry.slot * this.pool.extentSize;
+    const reads: Promise<void>[] = [];
+    forEachRun(mask, this.pool.blocksPerExtent, (a, b) => reads.push(this.pool.files.read('primary', base + a * B, extent.subarray(a * B, b * B))));
+    await settleAll(reads);
     const sums = blockChecksums(extent, new Uint32Array(this.pool.blocksPerExtent));
     const bad: number[] = [];
     for (let b = 0; b < this.pool.blocksPerExtent; b++) {
-      if (sums[b] === entry.sums![b]) continue;
-      const block = extent.subarray(b * CHECKSUM_BLOCK, (b + 1) * CHECKSUM_BLOCK);
+      if (((mask >>> b) & 1) === 0 || sums[b] === entry.sums![b]) continue;
+      const block = extent.subarray(b * B, (b + 1) * B);
       if (this.pool.files.mirrored) {
-        const one = Buffer.allocUnsafe(CHECKSUM_BLOCK);
-        await this.pool.files.read('mirror', entry.slot * this.pool.extentSize + b * CHECKSUM_BLOCK, one);
+        const one = Buffer.allocUnsafe(B);
+        await this.pool.files.read('mirror', base + b * B, one);
         if (this.firstBad(one, entry.sums!, b) < 0) {
           one.copy(block);
           continue;

@@ -2,7 +2,7 @@ import type { ExtentEntry } from './extent-entry.js';
 
 /** Format name and version of the embedded pool's metadata (docs/store-format.md, "On-disk format"). */
 export const POOL_FORMAT = 'diskless-embedded-pool';
-export const POOL_FORMAT_VERSION = 1;
+export const POOL_FORMAT_VERSION = 2;
 
 /** The `pool` record: one per pool. */
 export interface PoolRecord {

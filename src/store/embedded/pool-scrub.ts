@@ -1,6 +1,6 @@
 import { blockChecksums, CHECKSUM_BLOCK } from './block-checksums.js';
 import type { EmbeddedPool } from './embedded-pool.js';
-import { ZERO_SLOT } from './extent-entry.js';
+import { popcount, ZERO_SLOT } from './extent-entry.js';
 import type { Layer } from './pool-records.js';
 
 /** Counts of one scrub pass. */
@@ -12,7 +12,7 @@ export interface ScrubCounts {
 }
 
 /**
- * Scrub: reads every block of the given layers on every copy, checks it against its CRC32C,
+ * Scrub: reads every block the given layers hold (each entry's mask) on every copy, checks it against its CRC32C,
  * rewrites each bad copy from a good one, and counts what has no good copy left. Takes each
  * extent's lock, and skips an entry rewritten meanwhile (its new copy was checksummed as written).
  */
@@ -32,13 +32,15 @@ export async function scrubLayers(pool: EmbeddedPool, layers: readonly Layer[], 
         const base = entry.slot * E;
         await pool.files.read('primary', base, primary);
         blockChecksums(primary, sums);
-        counts.bytesChecked += E;
+        const held = popcount(entry.mask) * B; // the slot holds only the blocks of its mask
+        counts.bytesChecked += held;
         if (pool.files.mirrored) {
           await pool.files.read('mirror', base, mirror);
           blockChecksums(mirror, msums);
-          counts.bytesChecked += E;
+          counts.bytesChecked += held;
         }
         for (let b = 0; b < pool.blocksPerExtent; b++) {
+          if (((entry.mask >>> b) & 1) === 0) continue;
           const want = entry.sums![b];
           const mirrored = pool.files.mirrored;
           const pOk = sums[b] === want;

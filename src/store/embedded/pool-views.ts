@@ -1,3 +1,4 @@
+import { blockSources } from './block-sources.js';
 import { CHECKSUM_BLOCK } from './block-checksums.js';
 import type { EmbeddedPool } from './embedded-pool.js';
 import { ZERO_SLOT } from './extent-entry.js';
@@ -27,9 +28,10 @@ export function mappedRuns(pool: EmbeddedPool, view: number, offset: number, len
 export function locate(pool: EmbeddedPool, view: number, offset: number): { path: string; position: number; length: number }[] {
   const E = pool.extentSize;
   const index = Math.floor(offset / E);
-  const hit = pool.lookup(view, index);
-  if (!hit || hit.entry.slot === ZERO_SLOT) return [];
-  const position = hit.entry.slot * E + Math.floor((offset - index * E) / CHECKSUM_BLOCK) * CHECKSUM_BLOCK;
+  const block = Math.floor((offset - index * E) / CHECKSUM_BLOCK);
+  const hit = blockSources(pool, view, index, block, block + 1)[0]!.hit;
+  if (!hit) return [];
+  const position = hit.entry.slot * E + block * CHECKSUM_BLOCK;
   const out = [{ path: pool.files.primaryPath, position, length: CHECKSUM_BLOCK }];
   if (pool.files.mirrorPath !== undefined) out.push({ path: pool.files.mirrorPath, position, length: CHECKSUM_BLOCK });
   return out;
