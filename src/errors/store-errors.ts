@@ -21,5 +21,5 @@ export const storeErrors = {
   STORE_RECEIVE_INTERRUPTED: { summary: 'a resumable receive stopped before the end of its stream; details.resumeToken restarts it with send --resume', retryable: true },
   STORE_NOT_CLONE: { summary: 'promote was asked for a volume that is not a clone of another volume\'s snapshot', retryable: false },
   STORE_BAD_METADATA: { summary: 'volume or pool metadata is not of the expected shape or format version', retryable: false },
-  STORE_ZFS: { summary: 'a zfs or zpool command failed; details carry the command, its exit status and stderr', retryable: false },
+  STORE_ZFS: { summary: 'a zfs or zpool command failed or did not finish within the driver\'s commandTimeoutMs; details carry the command, its exit status and stderr, or timeoutMs', retryable: false },
 } as const satisfies ErrorTable;
