@@ -9,6 +9,7 @@ import { ExtentWriter } from './extent-writer.js';
 import { zeros } from './zero-extent.js';
 import { openPoolStorage, readPoolRecords, type EmbeddedPoolOptions, type PoolStorage } from './pool-storage.js';
 import { settleAll } from './settle-all.js';
+import { SlotReserve } from './slot-reserve.js';
 import { WriteGate } from './write-gate.js';
 import { Layer, type Hit, type PoolRecord, type VolumeRecord } from './pool-records.js';
 
@@ -41,6 +42,7 @@ export class EmbeddedPool {
   readonly openCount = new Map<string, number>();
 
   private readonly maxSlots: number;
+  private readonly reserve: SlotReserve;
   private free: number[] = [];
   private allocatedFromFree = new Set<number>();
   private pendingFree = new Set<number>();
@@ -73,8 +75,8 @@ export class EmbeddedPool {
     this.extentSize = record.extentSize;
     this.blocksPerExtent = record.extentSize / CHECKSUM_BLOCK;
     this.fullMask = fullMask(this.blocksPerExtent);
-    this.reserveSlots = Math.max(1, Math.floor(RESERVE_BYTES / record.extentSize));
     this.maxSlots = capacity === undefined ? Number.MAX_SAFE_INTEGER : Math.floor(capacity / record.extentSize);
+    this.reserve = new SlotReserve(store.files, record.extentSize, this.maxSlots);
     this.timer = setInterval(() => {
       if (this.hasDirty()) this.sync().catch(() => undefined); // a failure is kept in `failed` and reported to the next caller
     }, commitIntervalMs);
@@ -207,28 +209,8 @@ export class EmbeddedPool {
     if (this.record.nextSlot >= this.maxSlots) {
       throw new DisklessError('STORE_NO_SPACE', `pool ${this.dir} is full: ${this.maxSlots} extents of ${this.extentSize} bytes are in use (capacity)`, { pool: this.dir, capacity: this.maxSlots * this.extentSize });
     }
-    if (this.record.nextSlot + this.reserveSlots / 2 >= this.reservedTo) this.reserveAhead();
+    this.reserve.onAllocate(this.record.nextSlot);
     return this.record.nextSlot++;
-  }
-
-  /** Slots below this have disk blocks reserved (or were handed out before this process). */
-  private reservedTo = 0;
-  /** Slots reserved at a time: doubles (up to RESERVE_MAX_BYTES) whenever writes outrun the reserve. */
-  private reserveSlots: number;
-  private reserving: Promise<void> | undefined;
-
-  /** Reserves the next `reserveSlots` slots in the background (ExtentIo `reserve`); stops trying where the file system cannot. */
-  private reserveAhead(): void {
-    if (this.record.nextSlot >= this.reservedTo && this.reservedTo > 0) this.reserveSlots = Math.min(this.reserveSlots * 2, Math.max(1, Math.floor(RESERVE_MAX_BYTES / this.extentSize)));
-    if (this.reserving || !this.files.reserve) return;
-    const from = Math.max(this.reservedTo, this.record.nextSlot);
-    const to = Math.min(from + this.reserveSlots, this.maxSlots);
-    if (to <= from) return;
-    this.reservedTo = to;
-    this.reserving = this.files.reserve(from * this.extentSize, (to - from) * this.extentSize).then((ok) => {
-      this.reserving = undefined;
-      if (!ok) this.reservedTo = Number.MAX_SAFE_INTEGER; // not supported here: never try again
-    });
   }
 
   /** A slot allocated for a write that failed goes back at once (nothing references it). */
@@ -481,7 +463,7 @@ export class EmbeddedPool {
       err = e;
     }
     this.closed = true;
-    await this.reserving; // its descriptors must stay open until it is done
+    await this.reserve.idle(); // its descriptors must stay open until it is done
     await this.files.close();
     await this.store.env.close().catch(() => undefined);
     await this.store.lock.release();
@@ -490,10 +472,6 @@ export class EmbeddedPool {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** How far ahead of use the data file's blocks are reserved: at first, and at most. */
-const RESERVE_BYTES = 32 * 1024 * 1024;
-const RESERVE_MAX_BYTES = 1024 * 1024 * 1024;
 
 function slotKey(slot: number): Buffer {
   const k = Buffer.allocUnsafe(4);
