@@ -15,7 +15,7 @@ import { IscsiTestClient } from '../../../test/support/iscsi-client.js';
 import { DisklessError } from '../../errors/index.js';
 import { silentLogger } from '../../observe/logger.js';
 import { Metrics } from '../../observe/metrics.js';
-import type { AllocationExtent, BlockDevice } from '../../store/block-device.js';
+import { ForwardingBlockDevice } from '../../store/forwarding-block-device.js';
 import { FileStorageDriver } from '../../store/file/file-storage-driver.js';
 import { decodeSense } from '../../wire/scsi/sense.js';
 import { Asc, ScsiStatus, SenseKey } from '../../wire/scsi/scsi-constants.js';
@@ -31,48 +31,23 @@ const CORRUPT_LBA = 100;
 const CAPACITY = 8 * BS;
 
 /** A real device that fails like a checksumming, capacity-limited pool would. */
-class FaultyDevice implements BlockDevice {
+class FaultyDevice extends ForwardingBlockDevice {
   written = 0;
-  constructor(private readonly inner: BlockDevice) {}
-  get size() {
-    return this.inner.size;
-  }
-  get blockSize() {
-    return this.inner.blockSize;
-  }
-  get readOnly() {
-    return this.inner.readOnly;
-  }
-  get capabilities() {
-    return this.inner.capabilities;
-  }
-  async read(offset: number, length: number): Promise<Buffer> {
+  override async read(offset: number, length: number): Promise<Buffer> {
     const b = Buffer.alloc(length);
     await this.readInto(offset, b);
     return b;
   }
-  async readInto(offset: number, target: Buffer): Promise<void> {
+  override async readInto(offset: number, target: Buffer): Promise<void> {
     const bad = CORRUPT_LBA * BS;
     if (offset <= bad && bad < offset + target.length) throw new DisklessError('STORE_CORRUPT', `block at byte ${bad} failed its checksum on every copy`, { offset: bad });
     await this.inner.readInto(offset, target);
   }
-  async write(offset: number, data: Buffer | readonly Buffer[], options?: { fua?: boolean }): Promise<void> {
+  override async write(offset: number, data: Buffer | readonly Buffer[], options?: { fua?: boolean }): Promise<void> {
     const n = Buffer.isBuffer(data) ? data.length : data.reduce((k, b) => k + b.length, 0);
     if (this.written + n > CAPACITY) throw new DisklessError('STORE_NO_SPACE', `pool full: ${n} more bytes do not fit`, { needed: n });
     this.written += n;
     await this.inner.write(offset, data, options);
-  }
-  flush(): Promise<void> {
-    return this.inner.flush();
-  }
-  unmap(offset: number, length: number): Promise<void> {
-    return this.inner.unmap(offset, length);
-  }
-  allocationStatus(offset: number, length: number, maxExtents: number): Promise<AllocationExtent[]> {
-    return this.inner.allocationStatus(offset, length, maxExtents);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 

@@ -1,5 +1,6 @@
 import { DisklessError, isDisklessError } from '../../errors/index.js';
-import type { AllocationExtent, BlockDevice, BlockDeviceCapabilities } from '../block-device.js';
+import type { BlockDevice } from '../block-device.js';
+import { ForwardingBlockDevice } from '../forwarding-block-device.js';
 
 /**
  * A volume or snapshot of the zfs driver, over the file device of its `volume.img`:
@@ -9,48 +10,25 @@ import type { AllocationExtent, BlockDevice, BlockDeviceCapabilities } from '../
  *   - `close()` closes the file and then runs `release` (for a snapshot: destroys the
  *     temporary clone it is served from, since zfs-fuse has no `.zfs/snapshot`). Idempotent.
  */
-export class ZfsVolumeDevice implements BlockDevice {
-  readonly size: number;
-  readonly blockSize: number;
-  readonly readOnly: boolean;
-  readonly capabilities: BlockDeviceCapabilities;
+export class ZfsVolumeDevice extends ForwardingBlockDevice {
   private closing: Promise<void> | undefined;
 
   constructor(
-    private readonly inner: BlockDevice,
+    inner: BlockDevice,
     private readonly release: () => Promise<void> = () => Promise.resolve(),
   ) {
-    this.size = inner.size;
-    this.blockSize = inner.blockSize;
-    this.readOnly = inner.readOnly;
-    this.capabilities = inner.capabilities;
+    super(inner);
   }
 
-  read(offset: number, length: number): Promise<Buffer> {
+  override read(offset: number, length: number): Promise<Buffer> {
     return this.inner.read(offset, length).catch((err: unknown) => corrupt(err, offset, length));
   }
 
-  readInto(offset: number, target: Buffer): Promise<void> {
+  override readInto(offset: number, target: Buffer): Promise<void> {
     return this.inner.readInto(offset, target).catch((err: unknown) => corrupt(err, offset, target.length));
   }
 
-  write(offset: number, data: Buffer | readonly Buffer[], options?: { fua?: boolean }): Promise<void> {
-    return this.inner.write(offset, data, options);
-  }
-
-  flush(): Promise<void> {
-    return this.inner.flush();
-  }
-
-  unmap(offset: number, length: number): Promise<void> {
-    return this.inner.unmap(offset, length);
-  }
-
-  allocationStatus(offset: number, length: number, maxExtents: number): Promise<AllocationExtent[]> {
-    return this.inner.allocationStatus(offset, length, maxExtents);
-  }
-
-  close(): Promise<void> {
+  override close(): Promise<void> {
     this.closing ??= this.inner.close().then(this.release);
     return this.closing;
   }
