@@ -100,6 +100,15 @@ export function coversExtent(e: ExtentEntry | undefined, full: number): boolean 
   return e !== undefined && (e.slot === ZERO_SLOT || e.mask === full);
 }
 
+/**
+ * Blocks that `lower` supplies under `upper` (an entry of the next layer up) and `upper` does
+ * not hold: what upper must take in before lower can go (a tombstone supplies every block).
+ */
+export function missingBlocks(upper: ExtentEntry, lower: ExtentEntry, full: number): number {
+  if (upper.slot === ZERO_SLOT) return 0;
+  return ((lower.slot === ZERO_SLOT ? full : lower.mask) & ~upper.mask) >>> 0;
+}
+
 /** Calls `fn(first, end)` for each run of set bits of `mask` among bits [0, n). */
 export function forEachRun(mask: number, n: number, fn: (first: number, end: number) => void): void {
   for (let b = 0; b < n; ) {

@@ -207,30 +207,23 @@ export class ExtentReader {
 
   /**
    * The blocks of `mask` of `entry`'s slot into `extent` at their own positions, verified;
-   * a bad block is taken from the mirror when that copy is good. Returns the blocks with no
-   * good copy (their bytes are copied as they are).
+   * a bad block is taken from the mirror when that copy is good; one with no good copy is
+   * copied as it is (the caller keeps its old checksum, so it stays detectably bad).
    */
-  async readForCopy(entry: ExtentEntry, mask: number, extent: Buffer): Promise<number[]> {
+  async readForCopy(entry: ExtentEntry, mask: number, extent: Buffer): Promise<void> {
     const B = CHECKSUM_BLOCK;
     const base = entry.slot * this.pool.extentSize;
     const reads: Promise<void>[] = [];
     forEachRun(mask, this.pool.blocksPerExtent, (a, b) => reads.push(this.pool.files.read('primary', base + a * B, extent.subarray(a * B, b * B))));
     await settleAll(reads);
-    const sums = blockChecksums(extent, new Uint32Array(this.pool.blocksPerExtent));
-    const bad: number[] = [];
+    const sums = new Uint32Array(this.pool.blocksPerExtent);
+    forEachRun(mask, this.pool.blocksPerExtent, (a, b) => blockChecksums(extent.subarray(a * B, b * B), sums, a));
+    if (!this.pool.files.mirrored) return;
     for (let b = 0; b < this.pool.blocksPerExtent; b++) {
       if (((mask >>> b) & 1) === 0 || sums[b] === entry.sums![b]) continue;
-      const block = extent.subarray(b * B, (b + 1) * B);
-      if (this.pool.files.mirrored) {
-        const one = Buffer.allocUnsafe(B);
-        await this.pool.files.read('mirror', base + b * B, one);
-        if (this.firstBad(one, entry.sums!, b) < 0) {
-          one.copy(block);
-          continue;
-        }
-      }
-      bad.push(b);
+      const one = Buffer.allocUnsafe(B);
+      await this.pool.files.read('mirror', base + b * B, one);
+      if (this.firstBad(one, entry.sums!, b) < 0) one.copy(extent, b * B);
     }
-    return bad;
   }
 }

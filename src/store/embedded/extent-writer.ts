@@ -1,5 +1,5 @@
 import { blockChecksums, CHECKSUM_BLOCK } from './block-checksums.js';
-import { blockRangeMask, forEachRun, ZERO_SLOT, type ExtentEntry } from './extent-entry.js';
+import { blockRangeMask, forEachRun, missingBlocks, ZERO_SLOT, type ExtentEntry } from './extent-entry.js';
 import type { ExtentIo } from './extent-files.js';
 import { MAX_EXTENT, type ExtentReader } from './extent-reader.js';
 import type { Hit, Layer, PoolRecord } from './pool-records.js';
@@ -47,7 +47,7 @@ export class ExtentWriter {
     const full = pool.fullMask;
     const entries = pool.entriesOf(head);
     const own = entries.get(index);
-    const below = head.record.parent !== 0 ? pool.lookup(head.record.parent, index) : undefined;
+    const below = (): Hit | undefined => (head.record.parent !== 0 ? pool.lookup(head.record.parent, index) : undefined);
     const bFirst = Math.floor(start / B);
     const bEnd = Math.ceil(stop / B);
     const wmask = blockRangeMask(bFirst, bEnd);
@@ -55,7 +55,8 @@ export class ExtentWriter {
     let next: ExtentEntry | undefined;
     if (start === 0 && stop === E && isZero(data)) {
       // A hole: nothing to store unless data below must be hidden (a tombstone).
-      const belowVisible = below !== undefined && below.entry.slot !== ZERO_SLOT;
+      const shown = below();
+      const belowVisible = shown !== undefined && shown.entry.slot !== ZERO_SLOT;
       next = belowVisible ? { slot: ZERO_SLOT, mask: full, sums: undefined, txg: pool.record.txg, stable: 0 } : undefined;
       if (own && own.slot !== ZERO_SLOT) pool.releaseSlot(own.slot);
       if (!own && !next) return;
@@ -71,9 +72,7 @@ export class ExtentWriter {
       if (ownData && (ownData.stable & wmask) === 0) {
         // No committed metadata points at these blocks of the slot: write them in place.
         await pool.files.write(ownData.slot * E + bFirst * B, blocks);
-        const sums = ownData.sums!.slice();
-        blockChecksums(blocks, sums, bFirst);
-        next = { slot: ownData.slot, mask: (ownData.mask | wmask) >>> 0, sums, txg: ownData.txg, stable: ownData.stable };
+        next = rewritten(ownData, wmask, blocks, bFirst);
       } else {
         next = await this.moveTo(own, wmask, bFirst, blocks);
         if (ownData) pool.releaseSlot(ownData.slot);
@@ -100,9 +99,7 @@ export class ExtentWriter {
     let next: ExtentEntry;
     if (own && (own.stable & wmask) === 0) {
       if (!pool.files.writeSync(own.slot * E + start, data)) return false;
-      const sums = own.sums!.slice();
-      blockChecksums(data, sums, bFirst);
-      next = { slot: own.slot, mask: (own.mask | wmask) >>> 0, sums, txg: own.txg, stable: own.stable };
+      next = rewritten(own, wmask, data, bFirst);
     } else {
       // A new slot: these blocks, and the layer's other blocks of the extent from the page cache.
       const carry = own ? (own.mask & ~wmask) >>> 0 : 0;
@@ -124,12 +121,12 @@ export class ExtentWriter {
       next = { slot, mask: ((own?.mask ?? 0) | wmask) >>> 0, sums, txg: pool.record.txg, stable: 0 };
       if (own) pool.releaseSlot(own.slot);
     }
-    this.settle(head, index, own, head.record.parent !== 0 ? pool.lookup(head.record.parent, index) : undefined, next);
+    this.settle(head, index, own, () => (head.record.parent !== 0 ? pool.lookup(head.record.parent, index) : undefined), next);
     return true;
   }
 
   /** Records the extent's new entry (or its removal) and the space counters. */
-  private settle(head: Layer, index: number, own: ExtentEntry | undefined, below: Hit | undefined, next: ExtentEntry | undefined): void {
+  private settle(head: Layer, index: number, own: ExtentEntry | undefined, below: () => Hit | undefined, next: ExtentEntry | undefined): void {
     accountWrite(head, own, below, next, this.pool.fullMask, (l) => this.pool.touchLayer(l));
     const entries = this.pool.entriesOf(head);
     if (next) entries.set(index, next);
@@ -150,18 +147,19 @@ export class ExtentWriter {
     const carry = ownData ? (ownData.mask & ~wmask) >>> 0 : own ? (pool.fullMask & ~wmask) >>> 0 : 0;
     const slot = pool.allocate();
     try {
-      const sums = new Uint32Array(pool.blocksPerExtent);
+      // Carried blocks keep their checksums: verified (or healed from the mirror) against them,
+      // and a block with no good copy stays detectably bad instead of getting a fresh one.
+      const sums = ownData ? ownData.sums!.slice() : new Uint32Array(pool.blocksPerExtent);
       let parts: { at: number; buf: Buffer }[] = [{ at: bFirst * B, buf: blocks }];
       if (carry !== 0) {
         const extent = Buffer.allocUnsafe(E);
-        const bad = ownData ? await this.reader.readForCopy(ownData, carry, extent) : (extent.fill(0), []);
+        if (ownData) await this.reader.readForCopy(ownData, carry, extent);
+        else blockChecksums(extent.fill(0), sums); // after a tombstone: zeros around the data
         blocks.copy(extent, bFirst * B);
-        blockChecksums(extent, sums);
-        // No good copy of a carried block: keep its old checksum so it stays detectably bad.
-        for (const b of bad) sums[b] = ownData!.sums![b]!;
         parts = [];
         forEachRun((carry | wmask) >>> 0, pool.blocksPerExtent, (a, b) => parts.push({ at: a * B, buf: extent.subarray(a * B, b * B) }));
-      } else blockChecksums(blocks, sums, bFirst);
+      }
+      blockChecksums(blocks, sums, bFirst);
       await settleAll(parts.map((p) => pool.files.write(slot * E + p.at, p.buf)));
       return { slot, mask: (carry | wmask) >>> 0, sums, txg: pool.record.txg, stable: 0 };
     } catch (err) {
@@ -184,21 +182,29 @@ export class ExtentWriter {
     const B = CHECKSUM_BLOCK;
     const c = pool.entriesOf(child).get(index);
     const e = pool.entriesOf(s).get(index);
-    if (!c || c.slot === ZERO_SLOT || !e) return;
-    const need = ((e.slot === ZERO_SLOT ? pool.fullMask : e.mask) & ~c.mask) >>> 0;
+    if (!c || !e) return;
+    const need = missingBlocks(c, e, pool.fullMask);
     if (need === 0) return;
     const extent = Buffer.allocUnsafe(E);
-    const bad = e.slot === ZERO_SLOT ? (extent.fill(0), []) : await this.reader.readForCopy(e, need, extent);
     const sums = c.sums!.slice();
-    const all = blockChecksums(extent, new Uint32Array(pool.blocksPerExtent));
     const writes: Promise<void>[] = [];
+    if (e.slot === ZERO_SLOT) extent.fill(0);
+    else await this.reader.readForCopy(e, need, extent);
     forEachRun(need, pool.blocksPerExtent, (a, b) => {
-      for (let i = a; i < b; i++) sums[i] = all[i]!;
-      writes.push(pool.files.write(c.slot * E + a * B, extent.subarray(a * B, b * B)));
+      const run = extent.subarray(a * B, b * B);
+      if (e.slot === ZERO_SLOT) blockChecksums(run, sums, a);
+      else sums.set(e.sums!.subarray(a, b), a); // verified (or healed) against these; a block with no good copy stays detectably bad
+      writes.push(pool.files.write(c.slot * E + a * B, run));
     });
-    for (const b of bad) sums[b] = e.sums![b]!; // still detectably bad
     await settleAll(writes);
     pool.entriesOf(child).set(index, { ...c, mask: (c.mask | need) >>> 0, sums });
     pool.markDirty(child.id, index);
   }
+}
+
+/** `e` after `blocks` (blocks of `wmask`, from block `bFirst`) were written into its slot in place. */
+function rewritten(e: ExtentEntry, wmask: number, blocks: Buffer, bFirst: number): ExtentEntry {
+  const sums = e.sums!.slice();
+  blockChecksums(blocks, sums, bFirst);
+  return { slot: e.slot, mask: (e.mask | wmask) >>> 0, sums, txg: e.txg, stable: e.stable };
 }

@@ -1,6 +1,6 @@
 import { DisklessError } from '../../errors/index.js';
 import type { EmbeddedPool } from './embedded-pool.js';
-import { coversExtent, ZERO_SLOT } from './extent-entry.js';
+import { coversExtent, missingBlocks } from './extent-entry.js';
 import type { Layer } from './pool-records.js';
 
 /**
@@ -13,9 +13,7 @@ export async function absorbSnapshot(pool: EmbeddedPool, s: Layer, child: Layer,
   const cEntries = pool.entriesOf(child);
   for (const [index, e] of [...pool.entriesOf(s)]) {
     const c = cEntries.get(index);
-    if (c === undefined || c.slot === ZERO_SLOT || coversExtent(c, pool.fullMask)) continue;
-    if (((e.slot === ZERO_SLOT ? pool.fullMask : e.mask) & ~c.mask) >>> 0 === 0) continue;
-    await pool.absorb(child, s, index, inGate);
+    if (c !== undefined && missingBlocks(c, e, pool.fullMask) !== 0) await pool.absorb(child, s, index, inGate);
   }
 }
 
@@ -31,7 +29,7 @@ export function mergeSnapshotInto(pool: EmbeddedPool, s: Layer, child: Layer): v
   for (const [index, e] of [...sEntries]) {
     const c = cEntries.get(index);
     if (c) {
-      if (c.slot !== ZERO_SLOT && ((e.slot === ZERO_SLOT ? pool.fullMask : e.mask) & ~c.mask) >>> 0 !== 0) {
+      if (missingBlocks(c, e, pool.fullMask) !== 0) {
         // absorbSnapshot ran inside this commit's barrier: nothing can have changed since
         throw new DisklessError('STORE_BAD_METADATA', `pool ${pool.dir}: extent ${index} of layer ${child.id} lacks blocks of the snapshot layer ${s.id} it replaces`, { layer: child.id, index });
       }
