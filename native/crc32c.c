@@ -15,6 +15,7 @@
 #include <node_api.h>
 #include <stdint.h>
 #include <string.h>
+#include "crc32c.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -26,13 +27,14 @@ static int have_sse42(void) {
   return (c & bit_SSE4_2) != 0;
 }
 
-/* x^(8n) mod P applied to a CRC register: multiplies in GF(2) by the shift of n zero bytes,
- * built bitwise from a table of 32 powers (computed once per block length). */
+/* x^(8n) mod P applied to a CRC register: multiplies in GF(2) by the shift of n zero bytes.
+ * The map is linear, so it is applied a byte at a time from four 256-entry tables (built once
+ * per length from the images of the 32 single bits): four loads, no data-dependent branches. */
 typedef struct {
-  uint32_t col[32];
+  uint32_t t[4][256];
 } shift_op;
 
-/* The register after n zero bytes, starting from the single bit `1u << i` (linear map column). */
+/* The register after n zero bytes, starting from `crc`. */
 __attribute__((target("sse4.2"))) static uint32_t zeros(uint32_t crc, size_t n) {
   while (n >= 8) {
     crc = (uint32_t)_mm_crc32_u64(crc, 0);
@@ -43,19 +45,30 @@ __attribute__((target("sse4.2"))) static uint32_t zeros(uint32_t crc, size_t n) 
 }
 
 static void build_shift(shift_op *op, size_t n) {
-  for (int i = 0; i < 32; i++) op->col[i] = zeros(1u << i, n);
+  uint32_t col[32];
+  for (int i = 0; i < 32; i++) col[i] = zeros(1u << i, n);
+  for (int k = 0; k < 4; k++)
+    for (int b = 0; b < 256; b++) {
+      uint32_t v = 0;
+      for (int j = 0; j < 8; j++)
+        if (b & (1 << j)) v ^= col[8 * k + j];
+      op->t[k][b] = v;
+    }
 }
 
-static uint32_t apply_shift(const shift_op *op, uint32_t crc) {
-  uint32_t out = 0;
-  for (int i = 0; crc; i++, crc >>= 1)
-    if (crc & 1) out ^= op->col[i];
-  return out;
+static inline uint32_t apply_shift(const shift_op *op, uint32_t crc) {
+  return op->t[0][crc & 0xff] ^ op->t[1][(crc >> 8) & 0xff] ^ op->t[2][(crc >> 16) & 0xff] ^ op->t[3][crc >> 24];
 }
 
 #define BLOCK 4096 /* bytes per stream per round in the interleaved loop */
 static shift_op shift_block;  /* advance over BLOCK zero bytes */
 static shift_op shift_block2; /* advance over 2*BLOCK zero bytes */
+/* Shorter rounds for what is left under 3*BLOCK: a lone 4 KiB block (the embedded store
+ * verifies one per 4 KiB read, two per unaligned one) is one MID round plus 16 bytes, about
+ * 2.5 times faster than one stream. */
+#define MID 1360
+static shift_op shift_mid;
+static shift_op shift_mid2;
 
 /* Advances three CRC registers over `len` bytes (a multiple of 8) of three streams at once: the
  * crc32 instruction's latency is hidden by the two others in flight. */
@@ -75,7 +88,7 @@ __attribute__((target("sse4.2"), always_inline)) static inline void crc_three_st
   *c = rc;
 }
 
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
+__attribute__((target("sse4.2"))) uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
   while (n && ((uintptr_t)p & 7)) {
     crc = _mm_crc32_u8(crc, *p++);
     n--;
@@ -88,6 +101,13 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
     crc = apply_shift(&shift_block2, (uint32_t)a) ^ apply_shift(&shift_block, (uint32_t)b) ^ (uint32_t)c;
     p += 3 * BLOCK;
     n -= 3 * BLOCK;
+  }
+  while (n >= 3 * MID) {
+    uint64_t a = crc, b = 0, c = 0;
+    crc_three_streams(p, p + MID, p + 2 * MID, MID, &a, &b, &c);
+    crc = apply_shift(&shift_mid2, (uint32_t)a) ^ apply_shift(&shift_mid, (uint32_t)b) ^ (uint32_t)c;
+    p += 3 * MID;
+    n -= 3 * MID;
   }
   uint64_t r = crc;
   while (n >= 8) {
@@ -170,20 +190,31 @@ static napi_value crc32c_blocks(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "crc32cBlocks: blockSize must divide the buffer and out must hold one entry per block");
     return NULL;
   }
-  uint32_t *out = (uint32_t *)out_data + out_index;
-  const uint8_t *p = (const uint8_t *)data;
-  size_t i = 0, n = len / block;
+  crc32c_block_sums((const uint8_t *)data, block, len / block, (uint32_t *)out_data + out_index);
+  return argv[2];
+}
+
+void crc32c_block_sums(const uint8_t *p, size_t block, size_t n, uint32_t *out) {
+  size_t i = 0;
   /* The blocks are independent: three at a time keep three crc32 instructions in flight
      (latency 3, throughput 1), about twice the speed of one block after another. */
   if (block % 8 == 0) crc32c_three(p, block, n, out, &i);
   for (; i < n; i++) out[i] = crc32c_hw(0xffffffffu, p + i * block, block) ^ 0xffffffffu;
-  return argv[2];
+}
+
+static int ready;
+
+int crc32c_ready(void) {
+  return ready;
 }
 
 napi_value crc32c_init(napi_env env, napi_value exports) {
   if (!have_sse42()) return exports;
   build_shift(&shift_block, BLOCK);
   build_shift(&shift_block2, 2 * BLOCK);
+  build_shift(&shift_mid, MID);
+  build_shift(&shift_mid2, 2 * MID);
+  ready = 1;
   napi_value fn;
   napi_create_function(env, "crc32cUpdate", NAPI_AUTO_LENGTH, crc32c_update, NULL, &fn);
   napi_set_named_property(env, exports, "crc32cUpdate", fn);
@@ -196,6 +227,10 @@ napi_value crc32c_init(napi_env env, napi_value exports) {
 
 napi_value crc32c_init(napi_env env, napi_value exports) {
   return exports; /* no hardware CRC32C on this architecture: the JS tables are used */
+}
+
+int crc32c_ready(void) {
+  return 0;
 }
 
 #endif
