@@ -516,6 +516,8 @@ napi_value tcp_options_init(napi_env env, napi_value exports);
 napi_value crc32c_init(napi_env env, napi_value exports);
 /* preadNoWait (block_io.c). */
 napi_value block_io_init(napi_env env, napi_value exports);
+/* readBlocksNoWait (verified_read.c), when the CPU has SSE4.2. */
+napi_value verified_read_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
@@ -532,6 +534,7 @@ static napi_value init(napi_env env, napi_value exports) {
   tcp_options_init(env, exports);
   crc32c_init(env, exports);
   block_io_init(env, exports);
+  verified_read_init(env, exports);
   { napi_value block_alloc_init(napi_env, napi_value); block_alloc_init(env, exports); } /* punchHole, punchHoleSync, preallocate, seekData, seekHole (block_alloc.c) */
   return udp_transfer_init(env, exports);
 }

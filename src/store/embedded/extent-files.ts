@@ -6,6 +6,7 @@ import { cachedPrefix, preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../
 import { blockAllocation } from '../file/block-allocation.js';
 import { InlineWriter } from '../inline-writer.js';
 import { settleAll } from './settle-all.js';
+import { composedReadVerified, nativeReadVerified, UNSUPPORTED as VERIFY_UNSUPPORTED, VERIFIED, verifyScratch, type ReadVerified } from './verified-read.js';
 
 /** Name of the data file in the pool directory and in the mirror directory. */
 export const DATA_FILE = 'extents.dat';
@@ -22,8 +23,12 @@ export interface ExtentIo {
   readonly primaryPath: string;
   readonly mirrorPath: string | undefined;
   read(copy: Copy, position: number, target: Buffer): Promise<void>;
-  /** Fills `target` from the primary copy only if every byte is in the page cache (no waiting); false otherwise. */
-  readCached?(position: number, target: Buffer): boolean;
+  /**
+   * Fills target[start, end) from the primary copy at `position` only if every 4 KiB block
+   * covering it is in the page cache (no waiting) and matches sums[sumIndex + i]; false
+   * otherwise, with target possibly holding part of the data (see verified-read.ts).
+   */
+  readVerified?(position: number, target: Buffer, start: number, end: number, sums: Uint32Array, sumIndex: number): boolean;
   write(position: number, data: Buffer | readonly Buffer[], only?: Copy): Promise<void>;
   /** Writes `data` at `position` on every copy on this thread, or returns false (then `write` must do it). */
   writeSync?(position: number, data: Buffer): boolean;
@@ -43,6 +48,9 @@ export interface ExtentIo {
  */
 export class ExtentFiles implements ExtentIo {
   private noWait: PreadNoWait | undefined = preadNoWait();
+  /** The synchronous verified read, until the file system refuses RWF_NOWAIT. */
+  private verified: ReadVerified | undefined = nativeReadVerified() ?? (this.noWait && composedReadVerified(this.noWait));
+  private readonly scratch = verifyScratch();
   private readonly inlinePrimary = new InlineWriter();
   private readonly inlineMirror = new InlineWriter();
 
@@ -76,8 +84,11 @@ export class ExtentFiles implements ExtentIo {
     return copy === 'primary' ? this.primaryPath : this.mirrorPath;
   }
 
-  readCached(position: number, target: Buffer): boolean {
-    return this.cached(this.primary, position, target) === target.length;
+  readVerified(position: number, target: Buffer, start: number, end: number, sums: Uint32Array, sumIndex: number): boolean {
+    if (!this.verified) return false;
+    const r = this.verified(this.primary.fd, position, target, start, end, sums, sumIndex, this.scratch);
+    if (r === VERIFY_UNSUPPORTED) this.verified = undefined;
+    return r === VERIFIED;
   }
 
   /** Bytes of `target` the page cache gave (see cachedPrefix); 0 once the file system refused RWF_NOWAIT. */

@@ -31,8 +31,6 @@ export interface ReaderPool {
  */
 export class ExtentReader {
   private readonly scratch = new Uint32Array(MAX_EXTENT / CHECKSUM_BLOCK);
-  /** Covering blocks of an unaligned read on the synchronous path (never held across an await). */
-  private readonly cover = Buffer.allocUnsafe(MAX_EXTENT);
 
   constructor(private readonly pool: ReaderPool) {}
 
@@ -50,7 +48,7 @@ export class ExtentReader {
    */
   readRangeSync(view: number, offset: number, target: Buffer): boolean {
     const files = this.pool.files;
-    if (!files.readCached || !this.pool.usable) return false;
+    if (!files.readVerified || !this.pool.usable) return false;
     const E = this.pool.extentSize;
     const B = CHECKSUM_BLOCK;
     const end = offset + target.length;
@@ -85,18 +83,9 @@ export class ExtentReader {
    */
   private copyRunSync(entry: ExtentEntry, bA: number, bB: number, start: number, stop: number, target: Buffer, t: number): boolean {
     const B = CHECKSUM_BLOCK;
-    const base = entry.slot * this.pool.extentSize;
     const lo = Math.max(start, bA * B);
     const hi = Math.min(stop, bB * B);
-    if (lo === bA * B && hi === bB * B) {
-      const dst = target.subarray(t + lo - start, t + hi - start);
-      return this.pool.files.readCached!(base + lo, dst) && this.firstBad(dst, entry.sums!, bA) < 0;
-    }
-    // Not 4 KiB-aligned (512-byte LBAs): read and verify the covering blocks, copy out the part asked for.
-    const cover = this.cover.subarray(0, (bB - bA) * B);
-    if (!this.pool.files.readCached!(base + bA * B, cover) || this.firstBad(cover, entry.sums!, bA) >= 0) return false;
-    cover.copy(target, t + lo - start, lo - bA * B, hi - bA * B);
-    return true;
+    return this.pool.files.readVerified!(entry.slot * this.pool.extentSize + lo, target, t + lo - start, t + hi - start, entry.sums!, bA);
   }
 
   /** Fills `target` with the bytes at `offset` of the view from layer `view()` down (re-evaluated per extent). */
@@ -193,14 +182,12 @@ export class ExtentReader {
   /** `readForCopy` from the page cache on this thread: false when a block is not cached or fails its checksum. */
   readForCopySync(entry: ExtentEntry, mask: number, extent: Buffer): boolean {
     const files = this.pool.files;
-    if (!files.readCached) return false;
+    if (!files.readVerified) return false;
     const B = CHECKSUM_BLOCK;
     const base = entry.slot * this.pool.extentSize;
     let ok = true;
     forEachRun(mask, this.pool.blocksPerExtent, (a, b) => {
-      if (!ok) return;
-      const dst = extent.subarray(a * B, b * B);
-      ok = files.readCached!(base + a * B, dst) && this.firstBad(dst, entry.sums!, a) < 0;
+      ok &&= files.readVerified!(base + a * B, extent, a * B, b * B, entry.sums!, a);
     });
     return ok;
   }
