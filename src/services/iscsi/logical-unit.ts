@@ -75,6 +75,8 @@ export class LogicalUnit {
   readonly lun: number;
   /** What every session of this device shares: locks, reservations, D_SENSE. */
   private readonly state: UnitState;
+  /** This session's I_T nexus as reservations name it (checked on every command: built once). */
+  private readonly nexusId: string;
   /** The device, geometry and state with the helpers the command planners share. */
   private readonly ctx: UnitContext;
 
@@ -87,6 +89,7 @@ export class LogicalUnit {
     private readonly readBuffers?: ReadBufferSource,
   ) {
     this.lun = nexus.lun ?? 0;
+    this.nexusId = `${nexus.initiator ?? ''},i,0x${(nexus.isid ?? 0).toString(16).padStart(12, '0')}`;
     const ro = readOnly || device.readOnly;
     this.geometry = {
       blocks: BigInt(Math.floor(device.size / device.blockSize)),
@@ -219,10 +222,6 @@ export class LogicalUnit {
     }
   }
 
-  /** This session's I_T nexus as reservations name it. */
-  private get nexusId(): string {
-    return `${this.nexus.initiator ?? ''},i,0x${(this.nexus.isid ?? 0).toString(16).padStart(12, '0')}`;
-  }
 
   private get prNexus(): Nexus {
     return { id: this.nexusId, relativeTargetPort: this.identity.relativeTargetPort };
