@@ -19,6 +19,7 @@ export interface ReaderPool {
   /** False once the pool failed or closed. */
   readonly usable: boolean;
   lookup(id: number, index: number): Hit | undefined;
+  lookupEntry(id: number, index: number): ExtentEntry | undefined;
   layer(id: number): Layer;
   entriesOf(layer: Layer): Map<number, ExtentEntry>;
   checkHealthy(): void;
@@ -57,12 +58,12 @@ export class ExtentReader {
       const start = pos - index * E;
       const stop = Math.min(E, start + (end - pos));
       const t = pos - offset;
-      const hit = this.pool.lookup(view, index);
+      const entry = this.pool.lookupEntry(view, index);
       const bFirst = Math.floor(start / B);
       const bEnd = Math.ceil(stop / B);
-      if (!hit || hit.entry.slot === ZERO_SLOT) target.fill(0, t, t + (stop - start));
-      else if ((blockRangeMask(bFirst, bEnd) & ~hit.entry.mask) >>> 0 === 0) {
-        if (!this.copyRunSync(hit.entry, bFirst, bEnd, start, stop, target, t)) return false;
+      if (!entry || entry.slot === ZERO_SLOT) target.fill(0, t, t + (stop - start));
+      else if ((blockRangeMask(bFirst, bEnd) & ~entry.mask) >>> 0 === 0) {
+        if (!this.copyRunSync(entry, bFirst, bEnd, start, stop, target, t)) return false;
       } else {
         // Blocks from more than one layer: each run from its own slot.
         for (const run of blockSources(this.pool, view, index, bFirst, bEnd)) {
