@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { Crc32c } from '../wire/checksum/crc32c.js';
 import { hardwareCrc32c } from './crc32c-hardware.js';
 
@@ -28,4 +29,22 @@ test('hardware CRC32C equals the table version: vectors, every length 0..80, una
 test('the native update refuses bad arguments with a TypeError instead of crashing', () => {
   const f = hardwareCrc32c()!;
   assert.throws(() => f(0, 'abc' as unknown as Buffer), TypeError);
+});
+
+test('without VPCLMULQDQ folding (DISKLESS_CRC32C_NO_FOLD) the crc32-instruction path gives the same values', () => {
+  // This CPU folds long buffers (native/crc32c_fold.c); the path other CPUs take is checked in a child process.
+  const script = `
+    const { Crc32c } = await import(${JSON.stringify(new URL('../wire/checksum/crc32c.js', import.meta.url).href)});
+    const { hardwareCrc32c } = await import(${JSON.stringify(new URL('./crc32c-hardware.js', import.meta.url).href)});
+    const { blockChecksums } = await import(${JSON.stringify(new URL('../store/embedded/block-checksums.js', import.meta.url).href)});
+    const { randomBytes } = await import('node:crypto');
+    const hw = new Crc32c(hardwareCrc32c()), sw = new Crc32c();
+    const big = randomBytes(40000);
+    let bad = 0;
+    for (const n of [255, 256, 4079, 4080, 4096, 8192, 12288, 12289, 39999]) if (hw.of(big.subarray(1, 1 + n)) !== sw.of(big.subarray(1, 1 + n))) bad++;
+    const sums = blockChecksums(big.subarray(0, 9 * 4096), new Uint32Array(9));
+    for (let i = 0; i < 9; i++) if (sums[i] !== sw.of(big.subarray(i * 4096, (i + 1) * 4096))) bad++;
+    console.log(bad);`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, DISKLESS_CRC32C_NO_FOLD: '1' }, encoding: 'utf8' });
+  assert.equal(out.trim(), '0');
 });
