@@ -88,28 +88,32 @@ __attribute__((target("sse4.2"), always_inline)) static inline void crc_three_st
   *c = rc;
 }
 
+/* Rounds of three streams over consecutive runs of `len` bytes (a over [0,len), b over
+ * [len,2len), c over [2len,3len)) while at least 3*len bytes are left; the registers combine
+ * linearly: a shifted over 2*len bytes (`two`) and b over len (`one`), then xored with c. */
+__attribute__((target("sse4.2"), always_inline)) static inline uint32_t three_stream_rounds(uint32_t crc, const uint8_t **pp, size_t *np, size_t len, const shift_op *one, const shift_op *two) {
+  const uint8_t *p = *pp;
+  size_t n = *np;
+  while (n >= 3 * len) {
+    uint64_t a = crc, b = 0, c = 0;
+    crc_three_streams(p, p + len, p + 2 * len, len, &a, &b, &c);
+    crc = apply_shift(two, (uint32_t)a) ^ apply_shift(one, (uint32_t)b) ^ (uint32_t)c;
+    p += 3 * len;
+    n -= 3 * len;
+  }
+  *pp = p;
+  *np = n;
+  return crc;
+}
+
 __attribute__((target("sse4.2"))) uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
   if (n >= 256 && crc32c_fold_ready()) return crc32c_fold(crc, p, n);
   while (n && ((uintptr_t)p & 7)) {
     crc = _mm_crc32_u8(crc, *p++);
     n--;
   }
-  /* Three streams over consecutive blocks: a over [0,B), b over [B,2B), c over [2B,3B). */
-  while (n >= 3 * BLOCK) {
-    uint64_t a = crc, b = 0, c = 0;
-    crc_three_streams(p, p + BLOCK, p + 2 * BLOCK, BLOCK, &a, &b, &c);
-    /* CRC registers combine linearly: shift a over 2B bytes and b over B bytes, then xor. */
-    crc = apply_shift(&shift_block2, (uint32_t)a) ^ apply_shift(&shift_block, (uint32_t)b) ^ (uint32_t)c;
-    p += 3 * BLOCK;
-    n -= 3 * BLOCK;
-  }
-  while (n >= 3 * MID) {
-    uint64_t a = crc, b = 0, c = 0;
-    crc_three_streams(p, p + MID, p + 2 * MID, MID, &a, &b, &c);
-    crc = apply_shift(&shift_mid2, (uint32_t)a) ^ apply_shift(&shift_mid, (uint32_t)b) ^ (uint32_t)c;
-    p += 3 * MID;
-    n -= 3 * MID;
-  }
+  crc = three_stream_rounds(crc, &p, &n, BLOCK, &shift_block, &shift_block2);
+  crc = three_stream_rounds(crc, &p, &n, MID, &shift_mid, &shift_mid2);
   uint64_t r = crc;
   while (n >= 8) {
     uint64_t x;
