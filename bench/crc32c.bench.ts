@@ -1,8 +1,8 @@
 /**
  * CRC32C speed: the table version (src/wire/iscsi/crc32c.ts) against the native update
  * (native/crc32c.c: the SSE4.2 crc32 instruction, VPCLMULQDQ folding from 256 bytes where the CPU
- * has AVX-512; DISKLESS_CRC32C_NO_FOLD=1 measures the crc32 path alone), on 48-byte headers (ns per digest, call overhead included) and 256 KiB
- * data segments (MB/s). Run: `npx tsc -p . && make native && node dist/bench/crc32c.bench.js`.
+ * has AVX-512; DISKLESS_CRC32C_NO_FOLD=1 measures the crc32 path alone), on 48-byte headers (ns
+ * per digest, call overhead included) and 256 KiB data segments (MB/s). Run: `npx tsc -p . && make native && node dist/bench/crc32c.bench.js`.
  */
 import { randomBytes } from 'node:crypto';
 import { Crc32c } from '../src/wire/checksum/crc32c.js';
