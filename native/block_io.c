@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
+#include "block_io.h"
 
 static napi_value throw_errno(napi_env env, int err) {
   const char *name = err == EBADF ? "EBADF" : err == EIO ? "EIO" : err == EINVAL ? "EINVAL" : err == EFAULT ? "EFAULT" : err == EISDIR ? "EISDIR" : err == EOVERFLOW ? "EOVERFLOW" : err == EINTR ? "EINTR" : "EIO";
@@ -30,6 +31,16 @@ static napi_value throw_errno(napi_env env, int err) {
   napi_create_error(env, code, msg, &error);
   napi_throw(env, error);
   return NULL;
+}
+
+ssize_t preadv_no_wait(int fd, const struct iovec *iov, int count, off_t position) {
+  ssize_t n;
+  do {
+    n = preadv2(fd, iov, count, position, RWF_NOWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) return n;
+  if (errno == EAGAIN) return NO_WAIT_NOT_CACHED;
+  return errno == EOPNOTSUPP || errno == ENOSYS ? NO_WAIT_UNSUPPORTED : NO_WAIT_ERROR;
 }
 
 static napi_value pread_no_wait(napi_env env, napi_callback_info info) {
@@ -47,16 +58,9 @@ static napi_value pread_no_wait(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct iovec iov = { (char *)data + start, (size_t)(end - start) };
-  ssize_t n;
-  do {
-    n = preadv2(fd, &iov, 1, (off_t)position, RWF_NOWAIT);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = preadv_no_wait(fd, &iov, 1, (off_t)position);
+  if (n == NO_WAIT_ERROR) return throw_errno(env, errno);
   napi_value out;
-  if (n < 0) {
-    if (errno == EAGAIN) n = -1;
-    else if (errno == EOPNOTSUPP || errno == ENOSYS) n = -2;
-    else return throw_errno(env, errno);
-  }
   napi_create_int64(env, (int64_t)n, &out);
   return out;
 }

@@ -20,10 +20,10 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
-#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
+#include "block_io.h"
 #include "crc32c.h"
 
 #if defined(__x86_64__)
@@ -76,13 +76,10 @@ static napi_value read_blocks_no_wait(napi_env env, napi_callback_info info) {
   if (firstInScratch) iov[n++] = (struct iovec){ first, VBLOCK };
   if (middle) iov[n++] = (struct iovec){ dst + firstPart, middle };
   if (lastInScratch) iov[n++] = (struct iovec){ last, VBLOCK };
-  ssize_t got;
-  do {
-    got = preadv2(fd, iov, n, (off_t)(position - (int64_t)headLen), RWF_NOWAIT);
-  } while (got < 0 && errno == EINTR);
+  ssize_t got = preadv_no_wait(fd, iov, n, (off_t)(position - (int64_t)headLen));
   int32_t result;
-  if (got < 0) result = errno == EOPNOTSUPP || errno == ENOSYS ? -2 : -1;
-  else if ((size_t)got != nBlocks * VBLOCK) result = -1;
+  if (got == NO_WAIT_UNSUPPORTED) result = -2;
+  else if (got < 0 || (size_t)got != nBlocks * VBLOCK) result = -1; /* not cached, short, or an error the ordinary read reports */
   else {
     if (firstInScratch) crcs[0] = block_crc(first);
     if (middle) crc32c_block_sums(dst + firstPart, VBLOCK, middle / VBLOCK, crcs + (firstInScratch ? 1 : 0));
