@@ -135,17 +135,6 @@ export class EmbeddedPool {
     return undefined;
   }
 
-  /** `lookup` without the layer (allocates nothing: the read fast path calls it per extent). */
-  lookupEntry(id: number, index: number): ExtentEntry | undefined {
-    for (let cur = id; cur !== 0; ) {
-      const layer = this.layer(cur);
-      const e = this.entriesOf(layer).get(index);
-      if (e) return e;
-      cur = layer.record.parent;
-    }
-    return undefined;
-  }
-
   /** Layer ids from `id` down to the bottom. */
   chain(id: number): Layer[] {
     const out: Layer[] = [];

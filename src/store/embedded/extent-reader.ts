@@ -19,7 +19,6 @@ export interface ReaderPool {
   /** False once the pool failed or closed. */
   readonly usable: boolean;
   lookup(id: number, index: number): Hit | undefined;
-  lookupEntry(id: number, index: number): ExtentEntry | undefined;
   layer(id: number): Layer;
   entriesOf(layer: Layer): Map<number, ExtentEntry>;
   checkHealthy(): void;
@@ -58,7 +57,7 @@ export class ExtentReader {
       const start = pos - index * E;
       const stop = Math.min(E, start + (end - pos));
       const t = pos - offset;
-      const entry = this.pool.lookupEntry(view, index);
+      const entry = this.pool.lookup(view, index)?.entry;
       const bFirst = Math.floor(start / B);
       const bEnd = Math.ceil(stop / B);
       if (!entry || entry.slot === ZERO_SLOT) target.fill(0, t, t + (stop - start));
