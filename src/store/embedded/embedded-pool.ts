@@ -6,6 +6,7 @@ import { decodeExtentEntry, encodeExtentEntry, extentKey, fullMask, ZERO_SLOT, t
 import { ExtentLocks } from './extent-locks.js';
 import { ExtentReader } from './extent-reader.js';
 import { ExtentWriter } from './extent-writer.js';
+import { FreeSlots } from './free-slots.js';
 import { zeros } from './zero-extent.js';
 import { openPoolStorage, readPoolRecords, type EmbeddedPoolOptions, type PoolStorage } from './pool-storage.js';
 import { settleAll } from './settle-all.js';
@@ -43,7 +44,7 @@ export class EmbeddedPool {
 
   private readonly maxSlots: number;
   private readonly reserve: SlotReserve;
-  private free: number[] = [];
+  private free = new FreeSlots();
   private allocatedFromFree = new Set<number>();
   private pendingFree = new Set<number>();
   private readonly dirtyEntries = new Map<number, Set<number>>();
@@ -102,7 +103,7 @@ export class EmbeddedPool {
     const { layers, volumes, free } = readPoolRecords(this.dir, this.store.meta, this.store.freeDb);
     for (const l of layers) this.layers.set(l.id, l);
     for (const v of volumes) this.volumes.set(v.name, v);
-    this.free = free;
+    this.free = new FreeSlots(free);
   }
 
   // ---- layers and lookups -------------------------------------------------------------
@@ -199,9 +200,12 @@ export class EmbeddedPool {
 
   // ---- space -------------------------------------------------------------------------
 
-  /** A free slot for a new extent copy (STORE_NO_SPACE when the pool is at capacity). */
-  allocate(): number {
-    const s = this.free.pop();
+  /**
+   * A free slot for a new extent copy (STORE_NO_SPACE when the pool is at capacity):
+   * `prefer` when it is free (FreeSlots), else the most recently freed, else a new one.
+   */
+  allocate(prefer?: number): number {
+    const s = this.free.take(prefer);
     if (s !== undefined) {
       this.allocatedFromFree.add(s);
       return s;
@@ -220,7 +224,7 @@ export class EmbeddedPool {
 
   /** True when the only free slots left are those freed in the open group: a commit makes them reusable. */
   private get spaceAfterCommit(): boolean {
-    return this.free.length === 0 && this.record.nextSlot >= this.maxSlots && this.pendingFree.size > 0;
+    return this.free.size === 0 && this.record.nextSlot >= this.maxSlots && this.pendingFree.size > 0;
   }
 
   // ---- commit ------------------------------------------------------------------------

@@ -218,3 +218,42 @@ test('streams: a corrupt or truncated stream leaves the target untouched; resuma
   await reopened.close();
   Object.assign(dst, { close: () => Promise.resolve() });
 });
+
+test('a block rewritten after each commit alternates between two slots: a move takes back the slot the extent left before', async (t) => {
+  const dir = tmp(t);
+  const d = await EmbeddedStorageDriver.open({ pool: join(dir, 'p') });
+  t.after(() => d.close());
+  await d.create('golden', { size: 1 << 20 });
+  const g = await d.open('golden');
+  await g.write(0, pattern(1 << 20, 1));
+  await g.close();
+  await d.snapshot('golden', 'v1');
+  await d.clone('golden', 'v1', 'c');
+  const dev = await d.open('c');
+  // Two extents move in each group, X then Y: their old slots are freed in that order, so
+  // most-recently-freed-first alone would swap them.
+  const X = 8192;
+  const Y = 524288;
+  const where: Record<number, number[]> = { [X]: [], [Y]: [] };
+  for (let i = 0; i < 5; i++) {
+    for (const at of [X, Y]) {
+      await dev.write(at, pattern(4096, 10 + i)); // the synchronous path (aligned)
+      await dev.write(at + 12288 + 512, pattern(512, 20 + i)); // the other path (unaligned), same extent
+    }
+    await dev.flush();
+    for (const at of [X, Y]) {
+      const [loc] = await d.debugLocate('c', at);
+      where[at]!.push(loc!.position);
+      assert.ok((await dev.read(at, 4096)).equals(pattern(4096, 10 + i)));
+      assert.ok((await dev.read(at + 12288 + 512, 512)).equals(pattern(512, 20 + i)));
+      assert.ok((await dev.read(at - 8192, 8192)).equals(pattern(1 << 20, 1).subarray(at - 8192, at)), 'inherited blocks show through');
+    }
+  }
+  for (const at of [X, Y]) {
+    const w = where[at]!;
+    assert.notEqual(w[1], w[0]);
+    assert.deepEqual(w.slice(2), [w[0], w[1], w[0]], `extent at ${at}: slots ${w.join(', ')}`);
+  }
+  await dev.close();
+  assert.equal((await d.scrub('c')).errors, 0);
+});

@@ -14,6 +14,8 @@ import { DisklessError } from '../../errors/index.js';
  * slot was allocated. In memory only, `stable` is the part of `mask` that committed metadata
  * references: a block outside it may be written in place (after a crash nothing points at
  * it); a block inside it is never overwritten — the extent moves to a new slot instead.
+ * Also in memory only, `spare` is the slot the extent left when it last moved: the slot its
+ * next move asks for (FreeSlots), whose pages hold its blocks at the same positions.
  */
 export interface ExtentEntry {
   readonly slot: number;
@@ -21,6 +23,7 @@ export interface ExtentEntry {
   readonly sums: Uint32Array | undefined;
   readonly txg: number;
   readonly stable: number;
+  readonly spare?: number;
 }
 
 /** Slot value of a zero entry. */
@@ -63,11 +66,11 @@ export function encodeExtentEntry(e: ExtentEntry, blocksPerExtent: number): Buff
 export function decodeExtentEntry(v: Uint8Array, blocksPerExtent: number): ExtentEntry {
   const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   const kind = b[0];
-  if (kind === KIND_ZERO && b.length === HEADER) return { slot: ZERO_SLOT, mask: b.readUInt32LE(8), sums: undefined, txg: b.readUInt32LE(12), stable: b.readUInt32LE(8) };
+  if (kind === KIND_ZERO && b.length === HEADER) return { slot: ZERO_SLOT, mask: b.readUInt32LE(8), sums: undefined, txg: b.readUInt32LE(12), stable: b.readUInt32LE(8), spare: undefined };
   if (kind === KIND_DATA && b.length === HEADER + 4 * blocksPerExtent) {
     const sums = new Uint32Array(blocksPerExtent);
     for (let i = 0; i < blocksPerExtent; i++) sums[i] = b.readUInt32LE(HEADER + 4 * i);
-    return { slot: b.readUInt32LE(4), mask: b.readUInt32LE(8), sums, txg: b.readUInt32LE(12), stable: b.readUInt32LE(8) };
+    return { slot: b.readUInt32LE(4), mask: b.readUInt32LE(8), sums, txg: b.readUInt32LE(12), stable: b.readUInt32LE(8), spare: undefined };
   }
   throw new DisklessError('STORE_BAD_METADATA', `cannot read an extent entry: kind ${String(kind)}, ${b.length} bytes (expected kind 1 with ${HEADER + 4 * blocksPerExtent} or kind 2 with ${HEADER})`, {
     field: 'extent',

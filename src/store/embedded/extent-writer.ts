@@ -16,7 +16,7 @@ export interface WriterPool {
   readonly record: PoolRecord;
   entriesOf(layer: Layer): Map<number, ExtentEntry>;
   lookup(id: number, index: number): Hit | undefined;
-  allocate(): number;
+  allocate(prefer?: number): number;
   unallocate(slot: number): void;
   releaseSlot(slot: number): void;
   markDirty(layer: number, index: number): void;
@@ -57,7 +57,7 @@ export class ExtentWriter {
       // A hole: nothing to store unless data below must be hidden (a tombstone).
       const shown = below();
       const belowVisible = shown !== undefined && shown.entry.slot !== ZERO_SLOT;
-      next = belowVisible ? { slot: ZERO_SLOT, mask: full, sums: undefined, txg: pool.record.txg, stable: 0 } : undefined;
+      next = belowVisible ? { slot: ZERO_SLOT, mask: full, sums: undefined, txg: pool.record.txg, stable: 0, spare: undefined } : undefined;
       if (own && own.slot !== ZERO_SLOT) pool.releaseSlot(own.slot);
       if (!own && !next) return;
     } else {
@@ -108,7 +108,7 @@ export class ExtentWriter {
         if (!this.reader.readForCopySync(own!, carry, extent)) return false;
         data.copy(extent, start);
       }
-      const slot = pool.allocate();
+      const slot = pool.allocate(own?.spare);
       let ok = true;
       if (carry === 0) ok = pool.files.writeSync(slot * E + start, data);
       else forEachRun((carry | wmask) >>> 0, pool.blocksPerExtent, (a, b) => (ok &&= pool.files.writeSync!(slot * E + a * B, extent.subarray(a * B, b * B))));
@@ -118,7 +118,7 @@ export class ExtentWriter {
       }
       const sums = own ? own.sums!.slice() : new Uint32Array(pool.blocksPerExtent); // carried blocks verified against their sums
       blockChecksums(data, sums, bFirst);
-      next = { slot, mask: ((own?.mask ?? 0) | wmask) >>> 0, sums, txg: pool.record.txg, stable: 0 };
+      next = { slot, mask: ((own?.mask ?? 0) | wmask) >>> 0, sums, txg: pool.record.txg, stable: 0, spare: own?.slot };
       if (own) pool.releaseSlot(own.slot);
     }
     this.settle(head, index, own, () => (head.record.parent !== 0 ? pool.lookup(head.record.parent, index) : undefined), next);
@@ -145,7 +145,7 @@ export class ExtentWriter {
     const B = CHECKSUM_BLOCK;
     const ownData = own !== undefined && own.slot !== ZERO_SLOT ? own : undefined;
     const carry = ownData ? (ownData.mask & ~wmask) >>> 0 : own ? (pool.fullMask & ~wmask) >>> 0 : 0;
-    const slot = pool.allocate();
+    const slot = pool.allocate(ownData?.spare);
     try {
       // Carried blocks keep their checksums: verified (or healed from the mirror) against them,
       // and a block with no good copy stays detectably bad instead of getting a fresh one.
@@ -161,7 +161,7 @@ export class ExtentWriter {
       }
       blockChecksums(blocks, sums, bFirst);
       await settleAll(parts.map((p) => pool.files.write(slot * E + p.at, p.buf)));
-      return { slot, mask: (carry | wmask) >>> 0, sums, txg: pool.record.txg, stable: 0 };
+      return { slot, mask: (carry | wmask) >>> 0, sums, txg: pool.record.txg, stable: 0, spare: ownData?.slot };
     } catch (err) {
       pool.unallocate(slot);
       throw err;
@@ -206,5 +206,5 @@ export class ExtentWriter {
 function rewritten(e: ExtentEntry, wmask: number, blocks: Buffer, bFirst: number): ExtentEntry {
   const sums = e.sums!.slice();
   blockChecksums(blocks, sums, bFirst);
-  return { slot: e.slot, mask: (e.mask | wmask) >>> 0, sums, txg: e.txg, stable: e.stable };
+  return { slot: e.slot, mask: (e.mask | wmask) >>> 0, sums, txg: e.txg, stable: e.stable, spare: e.spare };
 }
