@@ -257,3 +257,34 @@ test('a block rewritten after each commit alternates between two slots: a move t
   await dev.close();
   assert.equal((await d.scrub('c')).errors, 0);
 });
+
+test('a read over extents whose slots are adjacent (one read of the data file) still checks every block of every extent', async (t) => {
+  const dir = tmp(t);
+  for (const mirrored of [false, true]) {
+    const d = await EmbeddedStorageDriver.open({ pool: join(dir, `p${mirrored}`), mirror: mirrored ? join(dir, `m${mirrored}`) : undefined, extentSize: 65536 });
+    await d.create('v', { size: 1 << 20 });
+    const dev = await d.open('v');
+    const data = pattern(512 * 1024, 3);
+    await dev.write(0, data);
+    await dev.flush();
+    const at = await Promise.all([0, 1, 2, 3].map(async (i) => (await d.debugLocate('v', i * 65536))[0]!.position));
+    assert.deepEqual(at, [at[0]!, at[0]! + 65536, at[0]! + 131072, at[0]! + 196608], 'slots one after another');
+    for (const [off, len, bad] of [
+      [0, 262144, 200000],
+      [512, 262144 - 1024, 262144 - 600], // unaligned at both ends, the bad block at the last edge
+      [65536 - 4096, 8192, 65536], // across one extent boundary
+    ] as const) {
+      const [where] = await d.debugLocate('v', bad);
+      flip(where!.path, where!.position);
+      const read = dev.read(off, len);
+      if (mirrored) assert.ok((await read).equals(data.subarray(off, off + len)), `${len} at ${off}: healed from the mirror`);
+      else {
+        await assert.rejects(read, (err: { code?: string; data?: Record<string, unknown> }) => err.code === 'STORE_CORRUPT' && err.data?.['offset'] === Math.floor(bad / 4096) * 4096, `${len} at ${off}`);
+        flip(where!.path, where!.position); // put it back
+      }
+      assert.ok((await dev.read(off, len)).equals(data.subarray(off, off + len)));
+    }
+    await dev.close();
+    await d.close();
+  }
+});

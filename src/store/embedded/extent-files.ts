@@ -6,7 +6,7 @@ import { cachedPrefix, preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../
 import { blockAllocation } from '../file/block-allocation.js';
 import { InlineWriter } from '../inline-writer.js';
 import { settleAll } from './settle-all.js';
-import { composedReadVerified, nativeReadVerified, UNSUPPORTED as VERIFY_UNSUPPORTED, VERIFIED, verifyScratch, type ReadVerified } from './verified-read.js';
+import { composedReadVerified, nativeReadVerified, UNSUPPORTED as VERIFY_UNSUPPORTED, verifyScratch, type ReadBlocks } from './verified-read.js';
 
 /** Name of the data file in the pool directory and in the mirror directory. */
 export const DATA_FILE = 'extents.dat';
@@ -25,10 +25,13 @@ export interface ExtentIo {
   read(copy: Copy, position: number, target: Buffer): Promise<void>;
   /**
    * Fills target[start, end) from the primary copy at `position` only if every 4 KiB block
-   * covering it is in the page cache (no waiting) and matches sums[sumIndex + i]; false
-   * otherwise, with target possibly holding part of the data (see verified-read.ts).
+   * covering it is in the page cache (no waiting), and puts each covering block's CRC32C in
+   * `crcs` (first at 0): returns how many, or -1 (not cached; target may hold part of the
+   * data). At most MAX_READ_BLOCKS covering blocks (see verified-read.ts).
    */
-  readVerified?(position: number, target: Buffer, start: number, end: number, sums: Uint32Array, sumIndex: number): boolean;
+  readBlocks?(position: number, target: Buffer, start: number, end: number): number;
+  /** The checksums of the last `readBlocks`. */
+  readonly crcs?: Uint32Array;
   write(position: number, data: Buffer | readonly Buffer[], only?: Copy): Promise<void>;
   /** Writes `data` at `position` on every copy on this thread, or returns false (then `write` must do it). */
   writeSync?(position: number, data: Buffer): boolean;
@@ -48,9 +51,10 @@ export interface ExtentIo {
  */
 export class ExtentFiles implements ExtentIo {
   private noWait: PreadNoWait | undefined = preadNoWait();
-  /** The synchronous verified read, until the file system refuses RWF_NOWAIT. */
-  private verified: ReadVerified | undefined = nativeReadVerified() ?? (this.noWait && composedReadVerified(this.noWait));
+  /** The synchronous read with checksums, until the file system refuses RWF_NOWAIT. */
+  private verified: ReadBlocks | undefined = nativeReadVerified() ?? (this.noWait && composedReadVerified(this.noWait));
   private readonly scratch = verifyScratch();
+  readonly crcs = this.scratch.crcs;
   private readonly inlinePrimary = new InlineWriter();
   private readonly inlineMirror = new InlineWriter();
 
@@ -84,11 +88,12 @@ export class ExtentFiles implements ExtentIo {
     return copy === 'primary' ? this.primaryPath : this.mirrorPath;
   }
 
-  readVerified(position: number, target: Buffer, start: number, end: number, sums: Uint32Array, sumIndex: number): boolean {
-    if (!this.verified) return false;
-    const r = this.verified(this.primary.fd, position, target, start, end, sums, sumIndex, this.scratch);
-    if (r === VERIFY_UNSUPPORTED) this.verified = undefined;
-    return r === VERIFIED;
+  readBlocks(position: number, target: Buffer, start: number, end: number): number {
+    if (!this.verified) return -1;
+    const n = this.verified(this.primary.fd, position, target, start, end, this.scratch);
+    if (n >= 0) return n;
+    if (n === VERIFY_UNSUPPORTED) this.verified = undefined;
+    return -1;
   }
 
   /** Bytes of `target` the page cache gave (see cachedPrefix); 0 once the file system refused RWF_NOWAIT. */

@@ -6,6 +6,7 @@ import type { ExtentIo } from './extent-files.js';
 import type { ExtentLocks } from './extent-locks.js';
 import type { Hit, Layer } from './pool-records.js';
 import { settleAll } from './settle-all.js';
+import { MAX_READ_BLOCKS, sumsMatch } from './verified-read.js';
 
 /** Largest extent the pool allows (sizes scratch buffers). */
 export const MAX_EXTENT = 128 * 1024;
@@ -31,6 +32,7 @@ export interface ReaderPool {
  */
 export class ExtentReader {
   private readonly scratch = new Uint32Array(MAX_EXTENT / CHECKSUM_BLOCK);
+  private readonly run = new PendingRun();
 
   constructor(private readonly pool: ReaderPool) {}
 
@@ -43,15 +45,19 @@ export class ExtentReader {
    * The fast path of a read: fills `target` on this thread when every extent is a hole or
    * data whose covering 4 KiB blocks are cached and whose checksums match. Returns false —
    * possibly after filling part of `target` — when the async path must do it (a cache miss,
-   * a checksum to repair). Saves the promise chain per extent: about a
-   * third of the per-command cost of a cached 4 KiB read.
+   * a checksum to repair). Saves the promise chain per extent: about a third of the
+   * per-command cost of a cached 4 KiB read. Extents whose slots lie one after another in the
+   * data file (a golden image written in order, a clone's sequential writes) are read in one
+   * call: a 128 KiB read over two 64 KiB extents saved ~0.6 µs of its ~9.
    */
   readRangeSync(view: number, offset: number, target: Buffer): boolean {
     const files = this.pool.files;
-    if (!files.readVerified || !this.pool.usable) return false;
+    if (!files.readBlocks || !this.pool.usable) return false;
     const E = this.pool.extentSize;
     const B = CHECKSUM_BLOCK;
     const end = offset + target.length;
+    const run = this.run;
+    run.length = 0;
     for (let pos = offset; pos < end; ) {
       const index = Math.floor(pos / E);
       const start = pos - index * E;
@@ -62,18 +68,33 @@ export class ExtentReader {
       const bEnd = Math.ceil(stop / B);
       if (!entry || entry.slot === ZERO_SLOT) target.fill(0, t, t + (stop - start));
       else if ((blockRangeMask(bFirst, bEnd) & ~entry.mask) >>> 0 === 0) {
-        if (!this.copyRunSync(entry, bFirst, bEnd, start, stop, target, t)) return false;
+        // One slot has every block: join the pending read when it continues it in the file.
+        const at = entry.slot * E + start;
+        if (!run.joins(at, t, bEnd - bFirst) && !this.flushRun(target)) return false;
+        run.add(at, t, t + (stop - start), entry.sums!, bFirst, bEnd - bFirst);
       } else {
         // Blocks from more than one layer: each run from its own slot.
-        for (const run of blockSources(this.pool, view, index, bFirst, bEnd)) {
-          if (run.hit) {
-            if (!this.copyRunSync(run.hit.entry, run.first, run.end, start, stop, target, t)) return false;
-          } else target.fill(0, t + Math.max(start, run.first * B) - start, t + Math.min(stop, run.end * B) - start);
+        if (!this.flushRun(target)) return false;
+        for (const r of blockSources(this.pool, view, index, bFirst, bEnd)) {
+          if (r.hit) {
+            if (!this.copyRunSync(r.hit.entry, r.first, r.end, start, stop, target, t)) return false;
+          } else target.fill(0, t + Math.max(start, r.first * B) - start, t + Math.min(stop, r.end * B) - start);
         }
       }
       pos += stop - start;
     }
-    return true;
+    return this.flushRun(target);
+  }
+
+  /** Reads the pending run of `readRangeSync` into `target` and checks its checksums, piece by piece. */
+  private flushRun(target: Buffer): boolean {
+    const run = this.run;
+    if (run.length === 0) return true;
+    const n = this.pool.files.readBlocks!(run.position, target, run.t0, run.t1);
+    let ok = n === run.blocks;
+    for (let i = 0, from = 0; ok && i < run.length; from += run.counts[i]!, i++) ok = sumsMatch(this.pool.files.crcs!, from, run.counts[i]!, run.sums[i]!, run.firsts[i]!);
+    run.length = 0;
+    return ok;
   }
 
   /**
@@ -85,7 +106,13 @@ export class ExtentReader {
     const B = CHECKSUM_BLOCK;
     const lo = Math.max(start, bA * B);
     const hi = Math.min(stop, bB * B);
-    return this.pool.files.readVerified!(entry.slot * this.pool.extentSize + lo, target, t + lo - start, t + hi - start, entry.sums!, bA);
+    return this.readSync(entry.slot * this.pool.extentSize + lo, target, t + lo - start, t + hi - start, entry.sums!, bA);
+  }
+
+  /** target[start, end) from the data file at `position`, cached and matching sums[sumIndex...] (see ExtentIo.readBlocks). */
+  private readSync(position: number, target: Buffer, start: number, end: number, sums: Uint32Array, sumIndex: number): boolean {
+    const n = this.pool.files.readBlocks!(position, target, start, end);
+    return n >= 0 && sumsMatch(this.pool.files.crcs!, 0, n, sums, sumIndex);
   }
 
   /** Fills `target` with the bytes at `offset` of the view from layer `view()` down (re-evaluated per extent). */
@@ -181,13 +208,12 @@ export class ExtentReader {
 
   /** `readForCopy` from the page cache on this thread: false when a block is not cached or fails its checksum. */
   readForCopySync(entry: ExtentEntry, mask: number, extent: Buffer): boolean {
-    const files = this.pool.files;
-    if (!files.readVerified) return false;
+    if (!this.pool.files.readBlocks) return false;
     const B = CHECKSUM_BLOCK;
     const base = entry.slot * this.pool.extentSize;
     let ok = true;
     forEachRun(mask, this.pool.blocksPerExtent, (a, b) => {
-      ok &&= files.readVerified!(base + a * B, extent, a * B, b * B, entry.sums!, a);
+      ok &&= this.readSync(base + a * B, extent, a * B, b * B, entry.sums!, a);
     });
     return ok;
   }
@@ -212,5 +238,39 @@ export class ExtentReader {
       await this.pool.files.read('mirror', base + b * B, one);
       if (this.firstBad(one, entry.sums!, b) < 0) one.copy(extent, b * B);
     }
+  }
+}
+
+/**
+ * The pending read of `readRangeSync`: a file range continuous across extents whose slots are
+ * adjacent, with each extent's piece's expected checksums (no allocation per read).
+ */
+class PendingRun {
+  length = 0;
+  position = 0;
+  t0 = 0;
+  t1 = 0;
+  blocks = 0;
+  readonly sums: (Uint32Array | undefined)[] = [];
+  readonly firsts: number[] = [];
+  readonly counts: number[] = [];
+
+  /** True when a piece at file `position` for target bytes from `t`, covering `blocks`, continues this run. */
+  joins(position: number, t: number, blocks: number): boolean {
+    return this.length > 0 && position === this.position + (this.t1 - this.t0) && t === this.t1 && this.blocks + blocks <= MAX_READ_BLOCKS;
+  }
+
+  add(position: number, t0: number, t1: number, sums: Uint32Array, first: number, count: number): void {
+    if (this.length === 0) {
+      this.position = position;
+      this.t0 = t0;
+      this.blocks = 0;
+    }
+    this.t1 = t1;
+    this.blocks += count;
+    this.sums[this.length] = sums;
+    this.firsts[this.length] = first;
+    this.counts[this.length] = count;
+    this.length++;
   }
 }

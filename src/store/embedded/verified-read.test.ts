@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { preadNoWait } from '../../net/pread-no-wait.js';
 import { blockChecksums, CHECKSUM_BLOCK } from './block-checksums.js';
-import { composedReadVerified, MISMATCH, nativeReadVerified, NOT_CACHED, VERIFIED, verifyScratch, type ReadVerified } from './verified-read.js';
+import { composedReadVerified, MAX_READ_BLOCKS, nativeReadVerified, NOT_CACHED, sumsMatch, verifyScratch, type ReadBlocks } from './verified-read.js';
 import { prng } from '../../../test/support/mutate.js';
 
 const B = CHECKSUM_BLOCK;
-const BLOCKS = 40;
+const BLOCKS = 300;
 
 function withFile(fn: (fd: number, data: Buffer, sums: Uint32Array) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'dl-verified-'));
@@ -25,18 +25,18 @@ function withFile(fn: (fd: number, data: Buffer, sums: Uint32Array) => void): vo
   }
 }
 
-function implementations(): [string, ReadVerified][] {
-  const out: [string, ReadVerified][] = [['composed', composedReadVerified(preadNoWait()!)]];
+function implementations(): [string, ReadBlocks][] {
+  const out: [string, ReadBlocks][] = [['composed', composedReadVerified(preadNoWait()!)]];
   const native = nativeReadVerified();
   if (native) out.push(['native', native]);
   return out;
 }
 
-test('readVerified is native on this x86-64 host (make builds the addon)', () => {
+test('readBlocks is native on this x86-64 host (make builds the addon)', () => {
   assert.equal(typeof nativeReadVerified(), 'function');
 });
 
-test('readVerified fills any range (aligned or not, one block or many) and rejects a wrong checksum in any covering block', () => {
+test('readBlocks fills any range (aligned or not, one block or up to 257) and gives the CRC32C of every whole covering block', () => {
   const rand = prng(20261121);
   withFile((fd, data, sums) => {
     for (const [name, read] of implementations()) {
@@ -48,42 +48,45 @@ test('readVerified fills any range (aligned or not, one block or many) and rejec
         [3 * B, 16 * B],
         [100, 31 * B + 7], // 33 covering blocks: the most a range within one 128 KiB extent has
         [B, 32 * B - 1],
+        [0, 256 * B], // 1 MiB, aligned
+        [B - 512, 256 * B], // 1 MiB, not aligned: MAX_READ_BLOCKS covering blocks
         [BLOCKS * B - 10, 10],
       ];
       for (let i = 0; i < 60; i++) {
         const pos = Math.floor(rand() * (BLOCKS * B - 1));
-        cases.push([pos, 1 + Math.floor(rand() * Math.min(BLOCKS * B - pos - 1, 32 * B))]);
+        cases.push([pos, 1 + Math.floor(rand() * Math.min(BLOCKS * B - pos - 1, (rand() < 0.5 ? 32 : 256) * B))]);
       }
       for (const [pos, len] of cases) {
         const what = `${name}: ${len} bytes at ${pos}`;
         const target = Buffer.alloc(len + 9, 0xee);
         const first = Math.floor(pos / B);
-        assert.equal(read(fd, pos, target, 5, 5 + len, sums, first, scratch), VERIFIED, what);
+        const n = Math.floor((pos + len - 1) / B) - first + 1;
+        scratch.crcs.fill(0);
+        assert.equal(read(fd, pos, target, 5, 5 + len, scratch), n, what);
         assert.ok(target.subarray(5, 5 + len).equals(data.subarray(pos, pos + len)), `${what}: bytes`);
         assert.ok(target.subarray(0, 5).every((b) => b === 0xee) && target.subarray(5 + len).every((b) => b === 0xee), `${what}: nothing outside [start, end) is touched`);
-        // a wrong checksum on each covering block in turn, including edge blocks only partly read
-        const last = Math.floor((pos + len - 1) / B);
-        for (const bad of new Set([first, last, Math.floor((first + last) / 2)])) {
-          const wrong = sums.slice();
-          wrong[bad] = (wrong[bad]! ^ 1) >>> 0;
-          assert.equal(read(fd, pos, target, 5, 5 + len, wrong, first, scratch), MISMATCH, `${what}: block ${bad} bad`);
-        }
+        for (let i = 0; i < n; i++) assert.equal(scratch.crcs[i], sums[first + i], `${what}: checksum of covering block ${i}, edge blocks whole`);
+        assert.ok(sumsMatch(scratch.crcs, 0, n, sums, first));
+        const wrong = sums.slice();
+        wrong[first + n - 1] = (wrong[first + n - 1]! ^ 1) >>> 0;
+        assert.ok(!sumsMatch(scratch.crcs, 0, n, wrong, first), `${what}: the last block's checksum is compared`);
       }
       // past the end of the file: not a verified read (the ordinary read zero-fills)
-      assert.equal(read(fd, BLOCKS * B - B, Buffer.alloc(2 * B), 0, 2 * B, new Uint32Array(2), 0, scratch), NOT_CACHED, `${name}: past the end`);
+      assert.equal(read(fd, BLOCKS * B - B, Buffer.alloc(2 * B), 0, 2 * B, scratch), NOT_CACHED, `${name}: past the end`);
+      assert.throws(() => read(fd, 512, Buffer.alloc(MAX_READ_BLOCKS * B), 0, MAX_READ_BLOCKS * B, scratch), RangeError, `${name}: more covering blocks than scratch holds checksums for`);
     }
   });
 });
 
 test('the native read refuses bad arguments with a TypeError or RangeError instead of crashing', () => {
   const native = nativeReadVerified()!;
-  withFile((fd, _data, sums) => {
+  withFile((fd) => {
     const scratch = verifyScratch();
     const small = { bytes: Buffer.alloc(100), crcs: new Uint32Array(1) };
-    assert.throws(() => native(fd, 0, Buffer.alloc(B), 0, B, sums, 0, small), TypeError, 'scratch too small');
-    assert.throws(() => native(fd, 0, Buffer.alloc(B), 0, B + 1, sums, 0, scratch), TypeError, 'end past the target');
-    assert.throws(() => native(fd, -1, Buffer.alloc(B), 0, B, sums, 0, scratch), TypeError, 'negative position');
-    assert.throws(() => native(fd, 0, Buffer.alloc(B), 0, 0, sums, 0, scratch), RangeError, 'empty range');
-    assert.throws(() => native(fd, 0, Buffer.alloc(40 * B), 0, 40 * B, sums, 0, scratch), RangeError, 'more covering blocks than scratch holds checksums for');
+    assert.throws(() => native(fd, 0, Buffer.alloc(B), 0, B, small), TypeError, 'scratch too small');
+    assert.throws(() => native(fd, 0, Buffer.alloc(B), 0, B + 1, scratch), TypeError, 'end past the target');
+    assert.throws(() => native(fd, -1, Buffer.alloc(B), 0, B, scratch), TypeError, 'negative position');
+    assert.throws(() => native(fd, 0, Buffer.alloc(B), 0, 0, scratch), RangeError, 'empty range');
+    assert.throws(() => native(fd, 0, Buffer.alloc(300 * B), 0, 300 * B, scratch), RangeError, 'more covering blocks than scratch holds checksums for');
   });
 });
