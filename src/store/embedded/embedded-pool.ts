@@ -4,6 +4,7 @@ import { CHECKSUM_BLOCK } from './block-checksums.js';
 import type { ExtentIo } from './extent-files.js';
 import { decodeExtentEntry, encodeExtentEntry, extentKey, fullMask, ZERO_SLOT, type ExtentEntry } from './extent-entry.js';
 import { ExtentLocks } from './extent-locks.js';
+import { ExtentMap } from './extent-map.js';
 import { ExtentReader } from './extent-reader.js';
 import { ExtentWriter } from './extent-writer.js';
 import { FreeSlots } from './free-slots.js';
@@ -115,9 +116,9 @@ export class EmbeddedPool {
   }
 
   /** The layer's entries, loaded from the metadata on first use. */
-  entriesOf(layer: Layer): Map<number, ExtentEntry> {
+  entriesOf(layer: Layer): ExtentMap {
     if (layer.entries) return layer.entries;
-    const m = new Map<number, ExtentEntry>();
+    const m = new ExtentMap(this.blocksPerExtent);
     for (const { key, value } of this.store.extents.getRange({ start: extentKey(layer.id, 0), end: extentKey(layer.id + 1, 0) })) {
       m.set(Buffer.from(key).readUInt32BE(4), decodeExtentEntry(value, this.blocksPerExtent));
     }
@@ -147,7 +148,7 @@ export class EmbeddedPool {
     const id = this.record.nextLayerId++;
     const layer = new Layer(
       { id, parent, owner, snapshot: null, createdAt: new Date().toISOString(), guid: randomBytes(8).toString('hex'), dataExtents: 0, shadowed: 0, referencedExtents, holds: [] },
-      new Map(),
+      new ExtentMap(this.blocksPerExtent),
     );
     this.layers.set(id, layer);
     this.dirtyLayers.add(id);

@@ -1,8 +1,9 @@
 import { DisklessError } from '../../errors/index.js';
 import { blockChecksums, CHECKSUM_BLOCK, firstBadBlock } from './block-checksums.js';
 import { blockSources } from './block-sources.js';
-import { blockRangeMask, forEachRun, ZERO_SLOT, type ExtentEntry } from './extent-entry.js';
+import { blockRangeMask, forEachRun, type ExtentEntry } from './extent-entry.js';
 import type { ExtentIo } from './extent-files.js';
+import { DENSE_HEADER, DENSE_NONE, DENSE_ZERO, type ExtentMap } from './extent-map.js';
 import type { ExtentLocks } from './extent-locks.js';
 import type { Hit, Layer } from './pool-records.js';
 import { settleAll } from './settle-all.js';
@@ -21,7 +22,7 @@ export interface ReaderPool {
   readonly usable: boolean;
   lookup(id: number, index: number): Hit | undefined;
   layer(id: number): Layer;
-  entriesOf(layer: Layer): Map<number, ExtentEntry>;
+  entriesOf(layer: Layer): ExtentMap;
   checkHealthy(): void;
 }
 
@@ -63,15 +64,27 @@ export class ExtentReader {
       const start = pos - index * E;
       const stop = Math.min(E, start + (end - pos));
       const t = pos - offset;
-      const entry = this.pool.lookup(view, index)?.entry;
+      // The entry visible from the view (as `lookup`), through the layers' dense records.
+      let c: Uint32Array | undefined;
+      let o = 0;
+      for (let id = view; id !== 0; ) {
+        const layer = this.pool.layer(id);
+        const m = this.pool.entriesOf(layer);
+        const chunk = m.chunkOf(index);
+        if (chunk !== undefined && chunk[(o = m.recordOf(index))] !== DENSE_NONE) {
+          c = chunk;
+          break;
+        }
+        id = layer.record.parent;
+      }
       const bFirst = Math.floor(start / B);
       const bEnd = Math.ceil(stop / B);
-      if (!entry || entry.slot === ZERO_SLOT) target.fill(0, t, t + (stop - start));
-      else if ((blockRangeMask(bFirst, bEnd) & ~entry.mask) >>> 0 === 0) {
+      if (c === undefined || c[o] === DENSE_ZERO) target.fill(0, t, t + (stop - start));
+      else if ((blockRangeMask(bFirst, bEnd) & ~c[o + 2]!) >>> 0 === 0) {
         // One slot has every block: join the pending read when it continues it in the file.
-        const at = entry.slot * E + start;
+        const at = c[o + 1]! * E + start;
         if (!run.joins(at, t, bEnd - bFirst) && !this.flushRun(target)) return false;
-        run.add(at, t, t + (stop - start), entry.sums!, bFirst, bEnd - bFirst);
+        run.add(at, t, t + (stop - start), c, o + DENSE_HEADER + bFirst, bEnd - bFirst);
       } else {
         // Blocks from more than one layer: each run from its own slot.
         if (!this.flushRun(target)) return false;

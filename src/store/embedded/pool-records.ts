@@ -1,4 +1,5 @@
 import type { ExtentEntry } from './extent-entry.js';
+import type { ExtentMap } from './extent-map.js';
 
 /** Format name and version of the embedded pool's metadata (docs/store-format.md, "On-disk format"). */
 export const POOL_FORMAT = 'diskless-embedded-pool';
@@ -93,7 +94,7 @@ export class Layer {
   removed = false;
   constructor(
     public record: LayerRecord,
-    public entries: Map<number, ExtentEntry> | undefined,
+    public entries: ExtentMap | undefined,
   ) {}
 
   get id(): number {
