@@ -33,7 +33,7 @@ export function paddingLength(length: number): number {
  */
 export function encodePdu(pdu: IscsiPdu, digests: DigestOptions = NO_DIGESTS, crc?: Crc32c): Buffer[] {
   const bhs = encodeBhs(pdu);
-  const ahs = 'ahs' in pdu ? pdu.ahs : Buffer.alloc(0);
+  const ahs = 'ahs' in pdu ? pdu.ahs : EMPTY;
   const c = digests.header || digests.data ? (crc ?? new Crc32c()) : undefined;
   const header = digests.header ? Buffer.concat([bhs, ahs, writeDigest(c!.of(bhs, ahs))]) : ahs.length ? Buffer.concat([bhs, ahs]) : bhs;
   const out = [header];
