@@ -51,12 +51,11 @@ export async function iscsiPerf(url: string, seconds: number, blocks: number, ra
 }
 
 /**
- * Writes (or, with `read`, reads) with `qemu-img bench` (O_DIRECT, no flush): `count` requests
- * of `size` ("4k", "64k"), `depth` outstanding, each `step` bytes after the previous (default:
- * `size`). Returns IOPS.
+ * Writes with `qemu-img bench -w` (O_DIRECT, no flush): `count` requests of `size` ("4k",
+ * "64k"), `depth` outstanding, each `step` bytes after the previous (default: `size`). Returns IOPS.
  */
-export async function qemuBench(url: string, count: number, depth: number, size: string, step?: number, read = false): Promise<number> {
-  const args = ['bench', '-f', 'raw', '-t', 'none', '-n', ...(read ? [] : ['-w']), '-c', String(count), '-d', String(depth), '-s', size, ...(step ? ['-S', String(step)] : []), url];
+export async function qemuBench(url: string, count: number, depth: number, size: string, step?: number): Promise<number> {
+  const args = ['bench', '-f', 'raw', '-t', 'none', '-n', '-w', '-c', String(count), '-d', String(depth), '-s', size, ...(step ? ['-S', String(step)] : []), url];
   const { stdout } = await execFileP('qemu-img', args, { timeout: 300_000 });
   const m = /Run completed in ([\d.]+) seconds/.exec(stdout);
   if (!m) throw new Error(`qemu-img ${args.join(' ')}: ${stdout}`);
