@@ -34,6 +34,9 @@ export interface ReaderPool {
 export class ExtentReader {
   private readonly scratch = new Uint32Array(MAX_EXTENT / CHECKSUM_BLOCK);
   private readonly run = new PendingRun();
+  /** Where `resolve` found the record (valid until the next call). */
+  private hitChunk: Uint32Array | undefined;
+  private hitRecord = 0;
 
   constructor(private readonly pool: ReaderPool) {}
 
@@ -57,6 +60,23 @@ export class ExtentReader {
     const E = this.pool.extentSize;
     const B = CHECKSUM_BLOCK;
     const end = offset + target.length;
+    const first = Math.floor(offset / E);
+    if (end <= (first + 1) * E) {
+      // Within one extent (every 4 KiB read): no run to keep.
+      const start = offset - first * E;
+      const stop = start + target.length;
+      if (!this.resolve(view, first)) target.fill(0);
+      else {
+        const c = this.hitChunk!;
+        const o = this.hitRecord;
+        const bFirst = Math.floor(start / B);
+        const bEnd = Math.ceil(stop / B);
+        if (c[o] === DENSE_ZERO) target.fill(0);
+        else if ((blockRangeMask(bFirst, bEnd) & ~c[o + 2]!) >>> 0 === 0) return this.readSync(c[o + 1]! * E + start, target, 0, target.length, c, o + DENSE_HEADER + bFirst);
+        else return this.readMixedSync(view, first, start, stop, target, 0);
+      }
+      return true;
+    }
     const run = this.run;
     run.length = 0;
     for (let pos = offset; pos < end; ) {
@@ -64,19 +84,8 @@ export class ExtentReader {
       const start = pos - index * E;
       const stop = Math.min(E, start + (end - pos));
       const t = pos - offset;
-      // The entry visible from the view (as `lookup`), through the layers' dense records.
-      let c: Uint32Array | undefined;
-      let o = 0;
-      for (let id = view; id !== 0; ) {
-        const layer = this.pool.layer(id);
-        const m = this.pool.entriesOf(layer);
-        const chunk = m.chunkOf(index);
-        if (chunk !== undefined && chunk[(o = m.recordOf(index))] !== DENSE_NONE) {
-          c = chunk;
-          break;
-        }
-        id = layer.record.parent;
-      }
+      const c = this.resolve(view, index) ? this.hitChunk! : undefined;
+      const o = this.hitRecord;
       const bFirst = Math.floor(start / B);
       const bEnd = Math.ceil(stop / B);
       if (c === undefined || c[o] === DENSE_ZERO) target.fill(0, t, t + (stop - start));
@@ -85,18 +94,44 @@ export class ExtentReader {
         const at = c[o + 1]! * E + start;
         if (!run.joins(at, t, bEnd - bFirst) && !this.flushRun(target)) return false;
         run.add(at, t, t + (stop - start), c, o + DENSE_HEADER + bFirst, bEnd - bFirst);
-      } else {
-        // Blocks from more than one layer: each run from its own slot.
-        if (!this.flushRun(target)) return false;
-        for (const r of blockSources(this.pool, view, index, bFirst, bEnd)) {
-          if (r.hit) {
-            if (!this.copyRunSync(r.hit.entry, r.first, r.end, start, stop, target, t)) return false;
-          } else target.fill(0, t + Math.max(start, r.first * B) - start, t + Math.min(stop, r.end * B) - start);
-        }
-      }
+      } else if (!this.flushRun(target) || !this.readMixedSync(view, index, start, stop, target, t)) return false;
       pos += stop - start;
     }
     return this.flushRun(target);
+  }
+
+  /**
+   * The entry visible at extent `index` from layer `view` down (as `lookup`), through the
+   * layers' dense records: true with its record at hitChunk[hitRecord], false when none has
+   * one (the extent reads as zeros).
+   */
+  private resolve(view: number, index: number): boolean {
+    for (let id = view; id !== 0; ) {
+      const layer = this.pool.layer(id);
+      const m = this.pool.entriesOf(layer);
+      const chunk = m.chunkOf(index);
+      if (chunk !== undefined) {
+        const o = m.recordOf(index);
+        if (chunk[o] !== DENSE_NONE) {
+          this.hitChunk = chunk;
+          this.hitRecord = o;
+          return true;
+        }
+      }
+      id = layer.record.parent;
+    }
+    return false;
+  }
+
+  /** Bytes [start, stop) of extent `index` (at target[t]) whose blocks come from more than one layer: each run from its own slot. */
+  private readMixedSync(view: number, index: number, start: number, stop: number, target: Buffer, t: number): boolean {
+    const B = CHECKSUM_BLOCK;
+    for (const r of blockSources(this.pool, view, index, Math.floor(start / B), Math.ceil(stop / B))) {
+      if (r.hit) {
+        if (!this.copyRunSync(r.hit.entry, r.first, r.end, start, stop, target, t)) return false;
+      } else target.fill(0, t + Math.max(start, r.first * B) - start, t + Math.min(stop, r.end * B) - start);
+    }
+    return true;
   }
 
   /** Reads the pending run of `readRangeSync` into `target` and checks its checksums, piece by piece. */
