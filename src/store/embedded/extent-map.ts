@@ -43,7 +43,10 @@ export class ExtentMap extends Map<number, ExtentEntry> {
     c[o] = e.slot === ZERO_SLOT ? DENSE_ZERO : DENSE_DATA;
     c[o + 1] = e.slot === ZERO_SLOT ? 0 : e.slot;
     c[o + 2] = e.mask;
-    if (e.slot !== ZERO_SLOT) c.set(e.sums!.subarray(0, this.blocksPerExtent), o + DENSE_HEADER);
+    if (e.slot !== ZERO_SLOT) {
+      const sums = e.sums!;
+      for (let i = 0; i < this.blocksPerExtent; i++) c[o + DENSE_HEADER + i] = sums[i]!; // no subarray view per write
+    }
     return this;
   }
 
