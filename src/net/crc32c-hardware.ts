@@ -4,23 +4,12 @@
  * SSE4.2: Crc32c then uses its tables, which give the same digests ~10-20x slower.
  */
 import type { Crc32cUpdate } from '../wire/checksum/crc32c.js';
-import { loadNativeAddon } from './native-addon.js';
+import { optionalNative } from './native-addon.js';
 
-interface Crc32cAddon {
-  crc32cUpdate?(crc: number, buf: Buffer): number;
-}
-
-let resolved: Crc32cUpdate | null | undefined;
+let wrapped: Crc32cUpdate | undefined;
 
 /** The native update, resolved once per process; undefined when unavailable. */
 export function hardwareCrc32c(): Crc32cUpdate | undefined {
-  if (resolved === undefined) {
-    try {
-      const fn = loadNativeAddon<Crc32cAddon>().crc32cUpdate;
-      resolved = fn ? (crc, buf) => fn(crc >>> 0, buf) : null;
-    } catch {
-      resolved = null;
-    }
-  }
-  return resolved ?? undefined;
+  const fn = optionalNative<(crc: number, buf: Buffer) => number>('crc32cUpdate');
+  return fn && (wrapped ??= (crc, buf) => fn(crc >>> 0, buf));
 }

@@ -42,3 +42,23 @@ export function loadNativeAddon<T>(): T {
     throw new DisklessError('NET_ADDON_MISSING', `cannot load the native addon ${path}: ${(err as Error).message}; run \`make build\` to rebuild it`, { path }, { cause: err });
   }
 }
+
+const exportsByName = new Map<string, unknown>();
+
+/**
+ * The addon's export `name`, or undefined when the addon is not built (or does not load) or
+ * lacks it — e.g. a CPU-specific function the addon leaves out. Resolved once per process and
+ * name: for optional fast paths whose callers fall back to plain JS.
+ */
+export function optionalNative<F>(name: string): F | undefined {
+  if (!exportsByName.has(name)) {
+    let fn: unknown;
+    try {
+      fn = loadNativeAddon<Record<string, unknown>>()[name];
+    } catch {
+      fn = undefined;
+    }
+    exportsByName.set(name, typeof fn === 'function' ? fn : undefined);
+  }
+  return exportsByName.get(name) as F | undefined;
+}

@@ -4,7 +4,7 @@
  * through the libuv thread pool: for a 4 KiB read that round trip (mutex, waking a worker,
  * async handle back) costs several times the copy itself. Called on every READ command.
  */
-import { loadNativeAddon } from './native-addon.js';
+import { optionalNative } from './native-addon.js';
 
 /**
  * Reads buffer[start, end) from file offset `position` only if it is already cached.
@@ -17,22 +17,9 @@ export type PreadNoWait = (fd: number, buffer: Buffer, start: number, end: numbe
 export const NOT_CACHED = -1;
 export const UNSUPPORTED = -2;
 
-interface BlockIoAddon {
-  preadNoWait?: PreadNoWait;
-}
-
-let resolved: PreadNoWait | null | undefined;
-
 /** The native function, resolved once per process; undefined without the addon. */
 export function preadNoWait(): PreadNoWait | undefined {
-  if (resolved === undefined) {
-    try {
-      resolved = loadNativeAddon<BlockIoAddon>().preadNoWait ?? null;
-    } catch {
-      resolved = null;
-    }
-  }
-  return resolved ?? undefined;
+  return optionalNative<PreadNoWait>('preadNoWait');
 }
 
 /**

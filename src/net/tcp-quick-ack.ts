@@ -10,27 +10,14 @@
  * it does nothing and returns false: the ACK is then merely delayed, never lost.
  */
 import type { Socket } from 'node:net';
-import { loadNativeAddon } from './native-addon.js';
-
-interface QuickAckAddon {
-  setTcpQuickAck?(fd: number): void;
-}
-
-/** Resolved once per process: the addon function, or null when it is not built. */
-function addonFunction(): ((fd: number) => void) | null {
-  try {
-    return loadNativeAddon<QuickAckAddon>().setTcpQuickAck ?? null;
-  } catch {
-    return null;
-  }
-}
+import { optionalNative } from './native-addon.js';
 
 /**
  * Builds an `acknowledgeNow(socket)` for one server. Cheap: one setsockopt per call. Returns
  * true when the option was set.
  */
 export function quickAcker(): (socket: Socket) => boolean {
-  const set = addonFunction();
+  const set = optionalNative<(fd: number) => void>('setTcpQuickAck');
   return (socket: Socket): boolean => {
     if (!set) return false;
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;

@@ -1,25 +1,13 @@
 import { Crc32c } from '../../wire/checksum/crc32c.js';
 import { hardwareCrc32c } from '../../net/crc32c-hardware.js';
-import { loadNativeAddon } from '../../net/native-addon.js';
+import { optionalNative } from '../../net/native-addon.js';
 
 /** Checksum granularity of the embedded store: one CRC32C per 4 KiB block of every extent. */
 export const CHECKSUM_BLOCK = 4096;
 
 type CrcBlocks = (buffer: Buffer, blockSize: number, out: Uint32Array, outIndex?: number) => Uint32Array;
 
-let native: CrcBlocks | null | undefined;
 let tables: Crc32c | undefined;
-
-function nativeBlocks(): CrcBlocks | undefined {
-  if (native === undefined) {
-    try {
-      native = loadNativeAddon<{ crc32cBlocks?: CrcBlocks }>().crc32cBlocks ?? null;
-    } catch {
-      native = null;
-    }
-  }
-  return native ?? undefined;
-}
 
 /**
  * Writes the CRC32C of each 4 KiB block of `data` (a multiple of 4 KiB long) into `out` from
@@ -27,7 +15,7 @@ function nativeBlocks(): CrcBlocks | undefined {
  * addon is built, else the table implementation (same values, ~10x slower).
  */
 export function blockChecksums(data: Buffer, out: Uint32Array, outIndex = 0): Uint32Array {
-  const fn = nativeBlocks();
+  const fn = optionalNative<CrcBlocks>('crc32cBlocks');
   if (fn) return fn(data, CHECKSUM_BLOCK, out, outIndex);
   tables ??= new Crc32c(hardwareCrc32c());
   for (let i = 0, n = data.length / CHECKSUM_BLOCK; i < n; i++) out[outIndex + i] = tables.of(data.subarray(i * CHECKSUM_BLOCK, (i + 1) * CHECKSUM_BLOCK));

@@ -6,7 +6,7 @@ import { cachedPrefix, preadNoWait, UNSUPPORTED, type PreadNoWait } from '../../
 import { blockAllocation } from '../file/block-allocation.js';
 import { InlineWriter } from '../inline-writer.js';
 import { settleAll } from './settle-all.js';
-import { composedReadVerified, nativeReadVerified, UNSUPPORTED as VERIFY_UNSUPPORTED, verifyScratch, type ReadBlocks } from './verified-read.js';
+import { composedReadBlocks, nativeReadBlocks, UNSUPPORTED as VERIFY_UNSUPPORTED, verifyScratch, type ReadBlocks } from './verified-read.js';
 
 /** Name of the data file in the pool directory and in the mirror directory. */
 export const DATA_FILE = 'extents.dat';
@@ -52,7 +52,7 @@ export interface ExtentIo {
 export class ExtentFiles implements ExtentIo {
   private noWait: PreadNoWait | undefined = preadNoWait();
   /** The synchronous read with checksums, until the file system refuses RWF_NOWAIT. */
-  private verified: ReadBlocks | undefined = nativeReadVerified() ?? (this.noWait && composedReadVerified(this.noWait));
+  private verified: ReadBlocks | undefined = nativeReadBlocks() ?? (this.noWait && composedReadBlocks(this.noWait));
   private readonly scratch = verifyScratch();
   readonly crcs = this.scratch.crcs;
   private readonly inlinePrimary = new InlineWriter();

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { preadNoWait } from '../../net/pread-no-wait.js';
 import { blockChecksums, CHECKSUM_BLOCK } from './block-checksums.js';
-import { composedReadVerified, MAX_READ_BLOCKS, nativeReadVerified, NOT_CACHED, sumsMatch, verifyScratch, type ReadBlocks } from './verified-read.js';
+import { composedReadBlocks, MAX_READ_BLOCKS, nativeReadBlocks, NOT_CACHED, sumsMatch, verifyScratch, type ReadBlocks } from './verified-read.js';
 import { prng } from '../../../test/support/mutate.js';
 
 const B = CHECKSUM_BLOCK;
@@ -26,14 +26,14 @@ function withFile(fn: (fd: number, data: Buffer, sums: Uint32Array) => void): vo
 }
 
 function implementations(): [string, ReadBlocks][] {
-  const out: [string, ReadBlocks][] = [['composed', composedReadVerified(preadNoWait()!)]];
-  const native = nativeReadVerified();
+  const out: [string, ReadBlocks][] = [['composed', composedReadBlocks(preadNoWait()!)]];
+  const native = nativeReadBlocks();
   if (native) out.push(['native', native]);
   return out;
 }
 
 test('readBlocks is native on this x86-64 host (make builds the addon)', () => {
-  assert.equal(typeof nativeReadVerified(), 'function');
+  assert.equal(typeof nativeReadBlocks(), 'function');
 });
 
 test('readBlocks fills any range (aligned or not, one block or up to 257) and gives the CRC32C of every whole covering block', () => {
@@ -79,7 +79,7 @@ test('readBlocks fills any range (aligned or not, one block or up to 257) and gi
 });
 
 test('the native read refuses bad arguments with a TypeError or RangeError instead of crashing', () => {
-  const native = nativeReadVerified()!;
+  const native = nativeReadBlocks()!;
   withFile((fd) => {
     const scratch = verifyScratch();
     const small = { bytes: Buffer.alloc(100), crcs: new Uint32Array(1) };

@@ -1,4 +1,4 @@
-import { loadNativeAddon } from '../../net/native-addon.js';
+import { optionalNative } from '../../net/native-addon.js';
 import { cachedPrefix, UNSUPPORTED as NO_WAIT_UNSUPPORTED, type PreadNoWait } from '../../net/pread-no-wait.js';
 import { blockChecksums, CHECKSUM_BLOCK } from './block-checksums.js';
 
@@ -45,27 +45,14 @@ export function sumsMatch(crcs: Uint32Array, from: number, n: number, sums: Uint
 /** native/verified_read.c: see there. Returns the covering block count, -1 or -2. */
 type NativeReadBlocks = (fd: number, position: number, target: Buffer, start: number, end: number, scratch: Buffer) => number;
 
-let native: NativeReadBlocks | null | undefined;
-
-function nativeReadBlocks(): NativeReadBlocks | undefined {
-  if (native === undefined) {
-    try {
-      native = loadNativeAddon<{ readBlocksNoWait?: NativeReadBlocks }>().readBlocksNoWait ?? null;
-    } catch {
-      native = null;
-    }
-  }
-  return native ?? undefined;
-}
-
 /**
  * The native ReadBlocks: one call reads the covering blocks (one preadv2 RWF_NOWAIT) and
  * checksums them (a cached 4 KiB read cost twice its kernel time in call overhead, views and
  * copies when done in JS); the comparison with the expected sums stays in JS, where reading a
  * typed array is cheap. Undefined without the addon or SSE4.2.
  */
-export function nativeReadVerified(): ReadBlocks | undefined {
-  const read = nativeReadBlocks();
+export function nativeReadBlocks(): ReadBlocks | undefined {
+  const read = optionalNative<NativeReadBlocks>('readBlocksNoWait');
   if (!read) return undefined;
   return (fd, position, target, start, end, scratch) => read(fd, position, target, start, end, scratch.bytes);
 }
@@ -74,7 +61,7 @@ export function nativeReadVerified(): ReadBlocks | undefined {
  * The same contract in JS over `preadNoWait` (for a CPU without SSE4.2, where the addon
  * leaves readBlocksNoWait out): reads the covering blocks, checksums them, copies the range out.
  */
-export function composedReadVerified(pread: PreadNoWait): ReadBlocks {
+export function composedReadBlocks(pread: PreadNoWait): ReadBlocks {
   return (fd, position, target, start, end, scratch) => {
     const B = CHECKSUM_BLOCK;
     const head = position % B;
