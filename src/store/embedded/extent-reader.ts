@@ -60,23 +60,6 @@ export class ExtentReader {
     const E = this.pool.extentSize;
     const B = CHECKSUM_BLOCK;
     const end = offset + target.length;
-    const first = Math.floor(offset / E);
-    if (end <= (first + 1) * E) {
-      // Within one extent (every 4 KiB read): no run to keep.
-      const start = offset - first * E;
-      const stop = start + target.length;
-      if (!this.resolve(view, first)) target.fill(0);
-      else {
-        const c = this.hitChunk!;
-        const o = this.hitRecord;
-        const bFirst = Math.floor(start / B);
-        const bEnd = Math.ceil(stop / B);
-        if (c[o] === DENSE_ZERO) target.fill(0);
-        else if ((blockRangeMask(bFirst, bEnd) & ~c[o + 2]!) >>> 0 === 0) return this.readSync(c[o + 1]! * E + start, target, 0, target.length, c, o + DENSE_HEADER + bFirst);
-        else return this.readMixedSync(view, first, start, stop, target, 0);
-      }
-      return true;
-    }
     const run = this.run;
     run.length = 0;
     for (let pos = offset; pos < end; ) {
@@ -92,6 +75,8 @@ export class ExtentReader {
       else if ((blockRangeMask(bFirst, bEnd) & ~c[o + 2]!) >>> 0 === 0) {
         // One slot has every block: join the pending read when it continues it in the file.
         const at = c[o + 1]! * E + start;
+        // The last piece with nothing pending (every read within one extent): read it directly.
+        if (run.length === 0 && pos + (stop - start) === end) return this.readSync(at, target, t, t + (stop - start), c, o + DENSE_HEADER + bFirst);
         if (!run.joins(at, t, bEnd - bFirst) && !this.flushRun(target)) return false;
         run.add(at, t, t + (stop - start), c, o + DENSE_HEADER + bFirst, bEnd - bFirst);
       } else if (!this.flushRun(target) || !this.readMixedSync(view, index, start, stop, target, t)) return false;
