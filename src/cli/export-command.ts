@@ -17,6 +17,7 @@ import type { StorageDriver } from '../store/storage-driver.js';
 import { describeStorage, openStorageDriver, type StorageChoice } from '../control/storage-choice.js';
 import { addStorageOptions, assertPoolExists, namesStorage, storageChoiceFromFlags, type StorageFlags } from './volume-driver.js';
 import { parseVolumeOrSnapshot } from './volume-format.js';
+import { registerExportAoe } from './export-aoe-command.js';
 
 /** Everything `diskless export iscsi` needs, parsed and checked. */
 export interface ExportIscsiOptions {
@@ -38,7 +39,7 @@ export interface ExportIscsiOptions {
   readonly reservations?: string;
 }
 
-function usage(option: string, value: string, allowed: string, why?: string): never {
+export function usage(option: string, value: string, allowed: string, why?: string): never {
   const shown = option === '--chap' || option === '--mutual' ? maskSecret(value) : JSON.stringify(value);
   throw new DisklessError('USAGE', `option ${option}: value ${shown} is not allowed${why ? ` (${why})` : ''}; allowed: ${allowed}`, { field: option, value: option === '--chap' || option === '--mutual' ? maskSecret(value) : value, allowed });
 }
@@ -155,7 +156,7 @@ export async function openExportDevice(file: string, readOnly: boolean, blockSiz
 }
 
 /** What is being served, opened: the device, what to call it, and what to close afterwards. */
-interface OpenedExport {
+export interface OpenedExport {
   readonly device: BlockDevice;
   readonly readOnly: boolean;
   readonly label: string;
@@ -167,7 +168,10 @@ interface OpenedExport {
  * A volume (or, read-only, one of its snapshots) of the chosen storage. Its block size is the
  * volume's; persistent reservations stay in memory unless --reservations names a file.
  */
-async function openExportVolume(o: ExportIscsiOptions, storage: StorageChoice, log: WarnLog): Promise<OpenedExport> {
+/** What `openExport` needs: the FILE or VOLUME argument and how to open it. */
+export type ExportSource = Pick<ExportIscsiOptions, 'file' | 'storage' | 'readOnly' | 'blockSize' | 'reservations'>;
+
+async function openExportVolume(o: ExportSource, storage: StorageChoice, log: WarnLog): Promise<OpenedExport> {
   const { volume, snapshot } = parseVolumeOrSnapshot('argument VOLUME', o.file);
   const driver = await openStorageDriver(storage, log);
   try {
@@ -180,7 +184,8 @@ async function openExportVolume(o: ExportIscsiOptions, storage: StorageChoice, l
   }
 }
 
-async function openExport(o: ExportIscsiOptions, log: WarnLog): Promise<OpenedExport> {
+/** Opens FILE, or with `storage` the volume (or read-only snapshot) named by `file`. */
+export async function openExport(o: ExportSource, log: WarnLog): Promise<OpenedExport> {
   if (o.storage !== undefined) return openExportVolume(o, o.storage, log);
   const device = await openExportDevice(o.file, o.readOnly, o.blockSize, log);
   const reservations = o.reservations ?? ((await stat(o.file)).isFile() ? `${o.file}.reservations.json` : undefined);
@@ -231,6 +236,7 @@ export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, ou
 /** Registers `diskless export iscsi FILE|VOLUME ...`. */
 export function registerExportCommand(program: Command): void {
   const exp = program.command('export').description('serve one file, block device or volume on its own, without the boot servers');
+  registerExportAoe(exp);
   const iscsi = exp
     .command('iscsi')
     .description('serve FILE (or with --pool/--zfs a VOLUME, or read-only VOLUME@SNAP) as an iSCSI target in the foreground until SIGINT/SIGTERM (like a one-line tgt)')

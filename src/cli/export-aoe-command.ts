@@ -1,0 +1,155 @@
+import type { Command } from 'commander';
+import { stat } from 'node:fs/promises';
+import type { LevelWithSilent } from 'pino';
+import { createLogger } from '../observe/logger.js';
+import { Metrics } from '../observe/metrics.js';
+import { AoeServer, AOE_SERVER_DEFAULTS } from '../services/aoe/aoe-server.js';
+import { FileAoeStateStore, MemoryAoeStateStore } from '../services/aoe/aoe-state-store.js';
+import { sectorsPerFrame } from '../services/aoe/aoe-link.js';
+import { interfaceInfo } from '../net/open-raw-socket.js';
+import type { StorageChoice } from '../control/storage-choice.js';
+import { macToString } from '../wire/ethernet/ethernet-frame.js';
+import { addStorageOptions, assertPoolExists, namesStorage, storageChoiceFromFlags, type StorageFlags } from './volume-driver.js';
+import { openExport, usage } from './export-command.js';
+
+/** Everything `diskless export aoe` needs, parsed and checked. */
+export interface ExportAoeOptions {
+  readonly file: string;
+  readonly storage?: StorageChoice;
+  readonly interfaces: readonly string[];
+  readonly shelf: number;
+  readonly slot: number;
+  readonly allow: readonly string[];
+  readonly readOnly: boolean;
+  readonly blockSize: number;
+  readonly syncWrites: boolean;
+  readonly bufferCount: number;
+  /** Where the config string, mask and reserve lists are kept; default `<FILE>.aoe.json` for a regular file, memory only for a volume. */
+  readonly state?: string;
+  readonly logLevel: LevelWithSilent;
+}
+
+interface RawFlags {
+  iface?: string;
+  shelf?: string;
+  slot?: string;
+  allow?: string;
+  readOnly: boolean;
+  blockSize: string;
+  sync: boolean;
+  bufferCount: string;
+  state?: string;
+  logLevel: string;
+}
+
+/** "52:54:00:12:34:56", "52-54-00-12-34-56" or "525400123456" → canonical lower-case text; a unicast address only (a frame's source never is multicast). */
+export function parseMac(option: string, value: string): string {
+  const hex = value.trim().toLowerCase().replace(/[:-]/g, '');
+  const allowed = 'MAC addresses like 52:54:00:12:34:56, comma-separated, unicast';
+  if (!/^[0-9a-f]{12}$/.test(hex) || !/^([0-9a-f]{2}[:-]?){5}[0-9a-f]{2}$/i.test(value.trim())) return usage(option, value, allowed);
+  const mac = Buffer.from(hex, 'hex');
+  if ((mac[0]! & 1) !== 0) return usage(option, value, allowed, 'a multicast or broadcast address never sends requests');
+  return macToString(mac);
+}
+
+function parseInteger(option: string, value: string | undefined, min: number, max: number, required = true): number {
+  if (value === undefined) return required ? usage(option, '', `an integer ${min}-${max}; the option is required`) : min;
+  if (!/^\d{1,6}$/.test(value) || Number(value) < min || Number(value) > max) return usage(option, value, `an integer ${min}-${max}`);
+  return Number(value);
+}
+
+/** Checks the command line; throws USAGE naming the first bad option. */
+export function parseExportAoeOptions(file: string, f: RawFlags): ExportAoeOptions {
+  if (f.iface === undefined || f.iface === '') usage('--iface', f.iface ?? '', 'interface names, comma-separated; the option is required (AoE is served only where you say)');
+  const interfaces = [...new Set(f.iface.split(','))];
+  for (const i of interfaces) if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(i)) usage('--iface', i, 'interface names of 1-15 characters (letters, digits, _ . : @ -)');
+  const shelf = parseInteger('--shelf', f.shelf, 0, 65534);
+  const slot = parseInteger('--slot', f.slot, 0, 254);
+  const allow = f.allow === undefined ? [] : [...new Set(f.allow.split(',').map((m) => parseMac('--allow', m)))];
+  if (allow.length > 184) usage('--allow', f.allow!, 'at most 184 MAC addresses (one Mac Mask List frame)');
+  if (f.blockSize !== '512' && f.blockSize !== '4096') usage('--block-size', f.blockSize, '512 or 4096');
+  const bufferCount = parseInteger('--buffer-count', f.bufferCount, 1, 65535);
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(f.logLevel)) usage('--log-level', f.logLevel, levels.join(', '));
+  if (f.state === '') usage('--state', '', 'a file path');
+  return { file, interfaces, shelf, slot, allow, readOnly: f.readOnly, blockSize: Number(f.blockSize), syncWrites: f.sync, bufferCount, ...(f.state === undefined ? {} : { state: f.state }), logLevel: f.logLevel as LevelWithSilent };
+}
+
+/**
+ * Serves one file, or one volume of a pool, as one AoE target on the given interfaces until
+ * `signal` aborts, like vblade. Prints what it serves and `serving eS.L on IFACE` per interface.
+ */
+export async function exportAoe(o: ExportAoeOptions, signal: AbortSignal, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  const log = createLogger({ level: o.logLevel });
+  for (const ifname of o.interfaces) interfaceInfo(ifname); // a missing interface fails before anything is opened
+  const opened = await openExport({ file: o.file, readOnly: o.readOnly, blockSize: o.blockSize, ...(o.storage ? { storage: o.storage } : {}) }, log);
+  const { device } = opened;
+  const statePath = o.state ?? (o.storage === undefined && (await stat(o.file)).isFile() ? `${o.file}.aoe.json` : undefined);
+  const server = new AoeServer({ bufferCount: o.bufferCount, log, metrics: new Metrics() });
+  try {
+    await server.start();
+    await server.addTarget({
+      shelf: o.shelf,
+      slot: o.slot,
+      device,
+      name: o.file,
+      interfaces: o.interfaces,
+      allow: o.allow,
+      state: statePath === undefined ? new MemoryAoeStateStore() : new FileAoeStateStore(statePath),
+      syncWrites: o.syncWrites,
+    });
+    out.write(`exporting ${opened.label} (${device.size} bytes, ${device.blockSize}-byte blocks${opened.readOnly ? ', read-only' : ''}${o.syncWrites ? ', synchronous writes' : ''}) as e${o.shelf}.${o.slot}, ${o.bufferCount} buffers${o.allow.length ? `, mask list ${o.allow.join(',')}` : ''}${statePath ? `, state ${statePath}` : ''}\n`);
+    for (const ifname of o.interfaces) {
+      const info = interfaceInfo(ifname);
+      out.write(`serving e${o.shelf}.${o.slot} on ${ifname} (${macToString(info.mac)}, MTU ${info.mtu}, ${sectorsPerFrame(info.mtu)} sectors per frame)\n`);
+    }
+    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    out.write('stopping\n');
+  } finally {
+    await server.stop();
+    if (!opened.readOnly) await device.flush().catch(() => undefined);
+    await device.close();
+    await opened.driver?.close();
+  }
+}
+
+/** Registers `diskless export aoe FILE|VOLUME ...` under `export`. */
+export function registerExportAoe(exp: Command): void {
+  const aoe = exp
+    .command('aoe')
+    .description('serve FILE (or with --pool/--zfs a VOLUME, or read-only VOLUME@SNAP) as one ATA-over-Ethernet target in the foreground until SIGINT/SIGTERM (like vblade)')
+    .argument('<file>', 'regular file or block device to export; with --pool or --zfs a volume name, or NAME@SNAP (read-only)')
+    .option('--iface <names>', 'interfaces to serve on, comma-separated (required: AoE is raw Ethernet with no authentication)')
+    .option('--shelf <n>', 'shelf (major) address 0-65534 (required)')
+    .option('--slot <n>', 'slot (minor) address 0-254 (required)')
+    .option('--allow <macs>', 'answer only these initiator MACs (the Mac Mask List), comma-separated')
+    .option('--read-only', 'refuse writes (ATA ABRT)', false)
+    .option('--block-size <bytes>', 'logical block size of a FILE, 512 or 4096 (a volume has its own); AoE always addresses 512-byte sectors', '512')
+    .option('--sync', 'make every write durable before answering it (default: durable at FLUSH CACHE, like a drive with its write cache on)', false)
+    .option('--buffer-count <n>', 'requests executed at once, advertised to initiators', String(AOE_SERVER_DEFAULTS.bufferCount))
+    .option('--state <file>', 'keep the config string, mask and reserve lists in this JSON file (default: FILE.aoe.json for a regular file; memory only for a volume)')
+    .option('--log-level <level>', 'log level on stderr', 'warn');
+  addStorageOptions(aoe, false).action(async (file: string, flags: StorageFlags & RawFlags, cmd: Command) => {
+    let options = parseExportAoeOptions(file, flags);
+    if (namesStorage(flags)) {
+      if (cmd.getOptionValueSource('blockSize') !== 'default') usage('--block-size', flags.blockSize, 'no --block-size with --pool or --zfs: a volume keeps the block size it was created with');
+      const storage = await storageChoiceFromFlags(flags);
+      await assertPoolExists(storage, flags);
+      options = { ...options, storage };
+    } else {
+      for (const [option, value] of [['--mirror', flags.mirror], ['--capacity', flags.capacity]] as const) {
+        if (value !== undefined) usage(option, value, `${option} together with --pool DIR (serving a volume of that pool)`);
+      }
+    }
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      await exportAoe(options, controller.signal);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  });
+}
