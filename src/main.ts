@@ -15,6 +15,8 @@ import { RaServer } from './services/ra/ra-server.js';
 import { TftpServer } from './services/tftp/tftp-server.js';
 import { DhcpServer } from './services/dhcp/dhcp-server.js';
 import { IscsiServer } from './services/iscsi/iscsi-server.js';
+import { AoeServer } from './services/aoe/aoe-server.js';
+import { aoeTargetSpecs } from './control/aoe-exports.js';
 import { VolumeTargets } from './control/volume-targets.js';
 import { openStorageDriver, storageChoiceFromConfig } from './control/storage-choice.js';
 import { provisionBootFiles } from './control/provision-boot-files.js';
@@ -69,7 +71,7 @@ function buildServices(w: Wiring): Service[] {
   // answers, the boot file, the script and the volume are already served.
   const services: Array<Service | undefined> = [
     control,
-    ...(config.iscsi.enabled ? iscsiServices(w) : []),
+    ...volumeServices(w),
     config.http.enabled
       ? new HttpBootServer({ address: config.http.address, port: config.http.port, root: dirs.http, bootFilesRoot: dirs.tftp, scripts: control, metrics, log })
       : undefined,
@@ -110,12 +112,17 @@ function buildServices(w: Wiring): Service[] {
   return services.filter((s): s is Service => s !== undefined);
 }
 
-/** The volumes (created and opened first) and the iSCSI target serving them. */
-function iscsiServices(w: Wiring): Service[] {
+/** The volumes (created and opened first), then the iSCSI and AoE targets serving them. */
+function volumeServices(w: Wiring): Service[] {
   const { config, log, metrics, control } = w;
+  if (!config.iscsi.enabled && !config.aoe.enabled) return [];
   const storage = storageChoiceFromConfig(config);
   const targets = VolumeTargets.fromConfig(config, () => openStorageDriver(storage, log), () => control.inventory, log);
-  return [targets, new IscsiServer({ address: config.iscsi.address, port: config.iscsi.port, targets, log, metrics })];
+  return [
+    targets,
+    ...(config.iscsi.enabled ? [new IscsiServer({ address: config.iscsi.address, port: config.iscsi.port, targets, log, metrics })] : []),
+    ...(config.aoe.enabled ? [new AoeServer({ targets: () => aoeTargetSpecs(config, targets), bufferCount: config.aoe.bufferCount, log, metrics })] : []),
+  ];
 }
 
 /**

@@ -56,6 +56,17 @@ export function checkConfigSemantics(config: Config, invalid: Invalid): void {
       if (!volumes.has(n.volume)) throw invalid(`nodes[${i}].volume`, n.volume, `one of the declared volumes: ${[...volumes].join(', ') || '(none declared)'}`);
     }
     if (n.boot === 'script' && n.script === undefined) throw invalid(`nodes[${i}].script`, undefined, 'an iPXE script (required when boot is script)');
+    if (n.boot === 'sanboot' && n.san === 'aoe') {
+      if (!config.aoe.enabled) throw invalid(`nodes[${i}].san`, n.san, 'iscsi, or aoe with aoe.enabled true');
+      if (!config.aoe.exports.some((e) => e.volume === n.volume)) throw invalid(`nodes[${i}].san`, n.san, `iscsi, or aoe when volume ${n.volume} is in aoe.exports`);
+    }
+  });
+  const addresses = new Set<string>();
+  config.aoe.exports.forEach((e, i) => {
+    if (!volumes.has(e.volume)) throw invalid(`aoe.exports[${i}].volume`, e.volume, `one of the declared volumes: ${[...volumes].join(', ') || '(none declared)'}`);
+    const at = `e${e.shelf}.${e.slot}`;
+    if (addresses.has(at)) throw invalid(`aoe.exports[${i}].slot`, e.slot, `a shelf.slot no other export has (${at} is taken)`);
+    addresses.add(at);
   });
 }
 

@@ -116,6 +116,33 @@ export const IscsiSchema = obj(
   'iSCSI target',
 );
 
+export const AoeExportSchema = Type.Object(
+  {
+    volume: Name,
+    shelf: Type.Integer({ minimum: 0, maximum: 65534, description: 'AoE shelf (major) address; iPXE boots it as aoe:e<shelf>.<slot>' }),
+    slot: Type.Integer({ minimum: 0, maximum: 254, description: 'AoE slot (minor) address' }),
+    interfaces: Type.Optional(Type.Array(Iface, { minItems: 1, description: 'default: aoe.interfaces' })),
+    allow: Type.Optional(
+      Type.Array(Mac, {
+        maxItems: 184,
+        description: 'the Mac Mask List: only these initiators are answered. Default: the MACs of the nodes that boot this volume ([] answers everyone)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const AoeSchema = obj(
+  {
+    enabled: Type.Boolean({ default: false }),
+    interfaces: Type.Optional(Type.Array(Iface, { minItems: 1, description: 'serve AoE on these interfaces only; default dhcp.interfaces' })),
+    bufferCount: Type.Integer({ minimum: 1, maximum: 65535, default: 64, description: 'requests each target executes at once (advertised to initiators)' }),
+    syncWrites: Type.Boolean({ default: false, description: 'every write durable before it is answered; default: durable at FLUSH CACHE, like a drive with its write cache on' }),
+    exports: Type.Array(AoeExportSchema, { default: [], description: 'volumes served over AoE, one shelf.slot each' }),
+  },
+  'ATA over Ethernet target (raw Ethernet, no authentication: served only on the named interfaces, guarded by MAC mask lists)',
+);
+
 export const NodeSchema = Type.Object(
   {
     name: Name,
@@ -127,6 +154,7 @@ export const NodeSchema = Type.Object(
       description: 'sanboot: boot the node volume over iSCSI; script: the given iPXE script; exit: boot the next device',
     }),
     volume: Type.Optional(Name),
+    san: Type.Optional(Type.Union([Type.Literal('iscsi'), Type.Literal('aoe')], { description: 'how sanboot reaches the volume: iscsi (the default), or aoe (the volume must be in aoe.exports)' })),
     script: Type.Optional(Type.String({ description: 'iPXE script body (boot: script)' })),
     chap: Type.Optional(
       Type.Object(
@@ -197,6 +225,7 @@ export const ConfigSchema = Type.Object(
     tftp: TftpSchema,
     http: HttpSchema,
     iscsi: IscsiSchema,
+    aoe: AoeSchema,
     storage: StorageSchema,
     defaults: DefaultsSchema,
     nodes: Type.Array(NodeSchema, { default: [] }),
@@ -208,4 +237,5 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 export type NodeConfig = Static<typeof NodeSchema>;
 export type VolumeConfig = Static<typeof VolumeSchema>;
+export type AoeExportConfig = Static<typeof AoeExportSchema>;
 export type StorageConfig = Static<typeof StorageSchema>;

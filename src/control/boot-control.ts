@@ -156,6 +156,13 @@ export class BootControl implements BootPolicy, ScriptSource, Service {
     return `${this.options.config.iscsi.iqnPrefix}:${volume}`;
   }
 
+  /** The shelf.slot a volume is exported at over AoE (config check-semantics guarantees one for a node with san: aoe). */
+  private aoeAddress(volume: string): { shelf: number; slot: number } {
+    const e = this.options.config.aoe.exports.find((x) => x.volume === volume);
+    if (!e) throw new DisklessError('CONFIG_INVALID', `volume ${volume} is not in aoe.exports`, { key: 'aoe.exports', value: volume, allowed: 'an exported volume' });
+    return { shelf: e.shelf, slot: e.slot };
+  }
+
   private nodeScript(node: NodeConfig): BootScript {
     switch (node.boot) {
       case 'exit':
@@ -172,6 +179,7 @@ export class BootControl implements BootPolicy, ScriptSource, Service {
           initiatorIqn: this.initiatorIqn(node),
           target: { server: specificAddress(iscsi.address) ?? server.address, port: iscsi.port, lun: VOLUME_LUN, iqn: this.targetIqn(node.volume) },
           ...(node.chap ? { chap: { username: node.chap.username, secret: node.chap.secret } } : {}),
+          ...(node.san === 'aoe' ? { aoe: this.aoeAddress(node.volume) } : {}),
         };
       }
     }

@@ -31,7 +31,13 @@ export interface ChapCredentials {
   readonly secret: string;
 }
 
-/** `boot: sanboot`: boot the node's volume over iSCSI. */
+/** The AoE target a node boots from: iPXE URI `aoe:e<shelf>.<slot>` (found by broadcast on the boot interface). */
+export interface AoeTarget {
+  readonly shelf: number;
+  readonly slot: number;
+}
+
+/** `boot: sanboot`: boot the node's volume over iSCSI, or over AoE when `aoe` is given (then `target` and `chap` are unused: AoE has no login). */
 export interface SanbootScript {
   readonly kind: 'sanboot';
   readonly node: string;
@@ -40,6 +46,7 @@ export interface SanbootScript {
   readonly initiatorIqn: string;
   readonly target: IscsiTarget;
   readonly chap?: ChapCredentials;
+  readonly aoe?: AoeTarget;
 }
 
 /** `boot: script`: the operator's own iPXE script, served as written (plus `#!ipxe` when missing). */
@@ -102,6 +109,7 @@ function linesFor(script: BootScript): string[] {
 }
 
 function sanbootLines(s: SanbootScript): string[] {
+  if (s.aoe) return aoeSanbootLines(s, s.aoe);
   const node = name(s.node, 'node');
   const volume = name(s.volume, 'volume');
   const uri = iscsiUri(s.target);
@@ -121,6 +129,24 @@ function sanbootLines(s: SanbootScript): string[] {
     'exit 1',
   );
   return lines;
+}
+
+function aoeSanbootLines(s: SanbootScript, target: AoeTarget): string[] {
+  const node = name(s.node, 'node');
+  const volume = name(s.volume, 'volume');
+  if (!Number.isInteger(target.shelf) || target.shelf < 0 || target.shelf > 65534) throw unsafe('aoe.shelf', String(target.shelf), 'an integer 0-65534');
+  if (!Number.isInteger(target.slot) || target.slot < 0 || target.slot > 254) throw unsafe('aoe.slot', String(target.slot), 'an integer 0-254');
+  const uri = `aoe:e${target.shelf}.${target.slot}`;
+  return [
+    '#!ipxe',
+    `# diskless: node ${node} boots volume ${volume} over AoE`,
+    `echo diskless: node ${node} booting volume ${volume} from ${uri}`,
+    `sanboot ${uri} || goto failed`,
+    'exit',
+    ':failed',
+    `echo diskless: sanboot failed for node ${node} (volume ${volume}); booting the next device`,
+    'exit 1',
+  ];
 }
 
 function customLines(s: CustomScript): string[] {

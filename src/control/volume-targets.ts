@@ -105,6 +105,11 @@ export class VolumeTargets implements TargetResolver, Service {
     return { device: open.device, readOnly: open.readOnly, ...(chap ? { chap } : {}) };
   }
 
+  /** The open device of a configured volume (between start and stop), for the other targets that serve it (AoE). */
+  device(volume: string): { device: BlockDevice; readOnly: boolean } | undefined {
+    return this.devices.get(volume);
+  }
+
   /** `<iqnPrefix>:<volume>`. */
   iqn(volume: string): string {
     return `${this.options.iqnPrefix}:${volume}`;

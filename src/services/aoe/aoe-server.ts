@@ -32,8 +32,11 @@ export interface AoeTargetSpec {
 }
 
 export interface AoeServerOptions {
-  /** Targets served from `start` on; more can be added and removed while running. */
-  readonly targets?: readonly AoeTargetSpec[];
+  /**
+   * Targets served from `start` on (a function is called by `start`, once the devices it names
+   * are open); more can be added and removed while running.
+   */
+  readonly targets?: readonly AoeTargetSpec[] | (() => readonly AoeTargetSpec[]);
   /** Requests each target executes at once, advertised as Buffer Count. Default 64. */
   readonly bufferCount?: number;
   /** Announce each target (an unsolicited Query Config answer) when it comes up. Default true. */
@@ -90,7 +93,8 @@ export class AoeServer implements Service {
   async start(): Promise<void> {
     this.running = true;
     try {
-      for (const spec of this.o.targets ?? []) await this.addTarget(spec);
+      const given = this.o.targets ?? [];
+      for (const spec of typeof given === 'function' ? given() : given) await this.addTarget(spec);
     } catch (err) {
       await this.stop();
       throw err;
