@@ -101,3 +101,15 @@ test('volumes[].clone: VOLUME@SNAPSHOT of a volume declared above, alone, not wi
   assert.match(refusal('storage: {driver: file}\nvolumes:\n  - {name: golden, source: demo}\n  - {name: pc1, clone: golden@s}\n').allowed, /file driver has no snapshots/);
   assert.match(refusal('volumes: [{name: v}]\n').allowed, /unless source or clone/);
 });
+
+test('aoe: exports need a declared volume and a free shelf.slot; a node with san: aoe needs its volume exported', () => {
+  const volumes = 'volumes:\n  - { name: golden, size: 1MiB }\n  - { name: n1, size: 1MiB }\n';
+  const ok = parseConfig(`${volumes}aoe:\n  enabled: true\n  exports:\n    - { volume: n1, shelf: 3, slot: 4 }\nnodes:\n  - { name: n1, mac: "52:54:00:00:00:01", volume: n1, san: aoe }\n`);
+  assert.equal(ok.aoe.bufferCount, 64);
+  assert.equal(ok.aoe.exports[0]!.shelf, 3);
+  assert.deepEqual(invalidKey(`${volumes}aoe:\n  enabled: true\n  exports:\n    - { volume: nope, shelf: 3, slot: 4 }\n`), { code: 'CONFIG_INVALID', key: 'aoe.exports[0].volume' });
+  assert.deepEqual(invalidKey(`${volumes}aoe:\n  enabled: true\n  exports:\n    - { volume: n1, shelf: 3, slot: 4 }\n    - { volume: golden, shelf: 3, slot: 4 }\n`), { code: 'CONFIG_INVALID', key: 'aoe.exports[1].slot' });
+  assert.deepEqual(invalidKey(`${volumes}aoe:\n  enabled: true\nnodes:\n  - { name: n1, mac: "52:54:00:00:00:01", volume: n1, san: aoe }\n`), { code: 'CONFIG_INVALID', key: 'nodes[0].san' });
+  assert.deepEqual(invalidKey(`${volumes}aoe:\n  exports:\n    - { volume: n1, shelf: 3, slot: 4 }\nnodes:\n  - { name: n1, mac: "52:54:00:00:00:01", volume: n1, san: aoe }\n`), { code: 'CONFIG_INVALID', key: 'nodes[0].san' });
+  assert.equal((invalidKey(`${volumes}aoe:\n  exports:\n    - { volume: n1, shelf: 65535, slot: 4 }\n`) as { key: string }).key.startsWith('aoe.exports'), true);
+});

@@ -218,3 +218,11 @@ test('every rendered line of every kind is one iPXE line: no stray newline, no u
     }
   }
 });
+
+test('sanboot over AoE: aoe:e<shelf>.<slot>, no iSCSI settings, the same fallback', () => {
+  const text = renderIpxeScript({ kind: 'sanboot', node: 'n1', volume: 'n1-disk', initiatorIqn: 'iqn.2026-11.io.diskless:n1', target: { server: '10.0.0.1', port: 3260, lun: 0, iqn: 'iqn.2026-11.io.diskless:n1-disk' }, aoe: { shelf: 3, slot: 4 } });
+  assert.match(text, /^sanboot aoe:e3\.4 \|\| goto failed$/m);
+  assert.doesNotMatch(text, /initiator-iqn|iscsi:/);
+  assert.match(text, /^:failed$/m);
+  assert.throws(() => renderIpxeScript({ kind: 'sanboot', node: 'n1', volume: 'v', initiatorIqn: 'iqn.2026-11.io.diskless:n1', target: { server: '10.0.0.1', port: 3260, lun: 0, iqn: 'iqn.2026-11.io.diskless:v' }, aoe: { shelf: 65535, slot: 0 } }), (e: unknown) => isDisklessError(e, 'IPXE_UNSAFE_VALUE'));
+});
