@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isDisklessError } from '../errors/index.js';
+import { createNamespace, createVethPair, deleteNamespace, ip } from '../lab/netns.js';
+import { CLI, runCli } from '../../test/support/run-cli.js';
+import { startRawPeer } from '../../test/support/raw-peer-client.js';
+import { decodeAoeFrame } from '../wire/aoe/aoe-frame.js';
+import { EtherType } from '../wire/ethernet/ethernet-frame.js';
+import { parseExportAoeOptions, parseMac } from './export-aoe-command.js';
+
+const flags = { readOnly: false, blockSize: '512', sync: false, bufferCount: '64', logLevel: 'warn' };
+
+test('parseExportAoeOptions: required options, ranges and MACs are checked, naming the option', () => {
+  const o = parseExportAoeOptions('disk.img', { ...flags, iface: 'br0,br1,br0', shelf: '65534', slot: '254', allow: '52-54-00-AA-bb-01,525400aabb02' });
+  assert.deepEqual(o.interfaces, ['br0', 'br1']);
+  assert.deepEqual(o.allow, ['52:54:00:aa:bb:01', '52:54:00:aa:bb:02']);
+  const refused = (f: Record<string, string | boolean | undefined>, option: string) =>
+    assert.throws(() => parseExportAoeOptions('disk.img', { ...flags, iface: 'br0', shelf: '1', slot: '1', ...f }), (e: unknown) => isDisklessError(e, 'USAGE') && e.message.startsWith(`option ${option}:`));
+  refused({ iface: undefined }, '--iface');
+  refused({ shelf: undefined }, '--shelf');
+  refused({ shelf: '65535' }, '--shelf');
+  refused({ slot: '255' }, '--slot');
+  refused({ slot: '-1' }, '--slot');
+  refused({ allow: '52:54:00:aa:bb' }, '--allow');
+  refused({ allow: '01:00:5e:00:00:01' }, '--allow');
+  refused({ blockSize: '1024' }, '--block-size');
+  refused({ bufferCount: '0' }, '--buffer-count');
+  assert.equal(parseMac('--allow', 'AA:BB:CC:DD:EE:F0'), 'aa:bb:cc:dd:ee:f0');
+});
+
+test('diskless export aoe: usage errors exit 2; a missing interface is named', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'export-aoe-'));
+  const file = join(dir, 'disk.img');
+  writeFileSync(file, Buffer.alloc(1 << 20));
+  const noIface = await runCli(['export', 'aoe', file, '--shelf', '1', '--slot', '2']);
+  assert.equal(noIface.code, 2);
+  assert.match(noIface.stderr, /option --iface/);
+  const missing = await runCli(['export', 'aoe', file, '--iface', 'nosuch-aoe0', '--shelf', '1', '--slot', '2']);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /nosuch-aoe0/);
+  assert.equal(existsSync(`${file}.aoe.json`), false, 'nothing written before the interface is known');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('diskless export aoe: serves a file on a veth until SIGTERM, announces it, keeps its state beside the file', { timeout: 60_000 }, async () => {
+  const tag = String(process.pid % 100000);
+  const ns = `dn-xa-${tag}`;
+  const local = `dn-xa${tag}`;
+  const remote = `dn-xb${tag}`;
+  const dir = mkdtempSync(join(tmpdir(), 'export-aoe-'));
+  const file = join(dir, 'disk.img');
+  writeFileSync(file, Buffer.alloc(1 << 20, 7));
+  await deleteNamespace(ns);
+  await ip('link', 'del', local).catch(() => undefined);
+  await createNamespace(ns);
+  await createVethPair(local, remote, undefined, ns);
+  const peer = await startRawPeer(ns, remote, EtherType.aoe);
+  try {
+    const child = spawn(process.execPath, [CLI, 'export', 'aoe', file, '--iface', local, '--shelf', '9', '--slot', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    await new Promise<void>((done, fail) => {
+      const timer = setTimeout(() => fail(new Error(`export did not start: ${out} ${err}`)), 15_000);
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (/serving e9\.8 on /.test(out)) {
+          clearTimeout(timer);
+          done();
+        }
+      });
+      child.once('exit', (code) => fail(new Error(`export exited with ${code}: ${err}`)));
+    });
+    assert.match(out, /exporting .*disk\.img \(1048576 bytes, 512-byte blocks\) as e9\.8, 64 buffers/);
+    assert.match(out, /MTU 1500, 2 sectors per frame/);
+    let frames: string[] = [];
+    for (let i = 0; i < 50 && frames.length === 0; i++) {
+      frames = (await peer.request({ op: 'received' })).frames ?? [];
+      if (frames.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    const announce = decodeAoeFrame(Buffer.from(frames[0]!, 'hex'));
+    assert.equal(announce.header.shelf, 9);
+    assert.equal(announce.header.slot, 8);
+    const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(out, /stopping/);
+    assert.equal(JSON.parse(readFileSync(`${file}.aoe.json`, 'utf8')).format, 'diskless-aoe-target');
+  } finally {
+    await peer.stop();
+    await deleteNamespace(ns);
+    await ip('link', 'del', local).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
