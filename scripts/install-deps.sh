@@ -11,6 +11,7 @@ DEB_PACKAGES=(
   qemu-system-x86 ipxe-qemu ipxe qemu-utils   # the lab's VMs, their iPXE ROMs, iPXE boot files
   iproute2 tcpdump                              # namespaces, veth, taps, bridges; captures
   libiscsi-bin open-iscsi tgt                   # iSCSI interop (iscsi-ls, iscsistart) and the tgt peer
+  vblade                                        # AoE peer target (vblade) for captures, the lab and bench:aoe
   qemu-block-extra                              # qemu-io/qemu-img iscsi:// (block-iscsi module) for iSCSI interop tests
   dnsmasq-base atftpd atftp                     # DHCP/TFTP peers, TFTP interop client
   curl                                          # a second TFTP client (tftp://) in the interop tests

@@ -15,8 +15,9 @@ import { checkField } from './aoe-header.js';
 export const MAC_MASK_HEADER_LENGTH = 4;
 export const MAC_MASK_DIRECTIVE_LENGTH = 8;
 /**
- * Most MACs one target keeps: a response lists them all in one frame, and 184 directives
- * fill a 1500-byte MTU (10 + 4 + 184 × 8 = 1486 bytes).
+ * Most MACs one target keeps: a response lists them all in one frame. 184 directives make a
+ * 1500-byte frame counting the Ethernet header (14 + 10 + 4 + 184 × 8); the 1500-byte MTU
+ * itself (Ethernet payload) would hold 185.
  */
 export const MAX_MASK_LIST = 184;
 
