@@ -21,6 +21,7 @@ const rank: Record<string, number> = {
   net: 2,
   store: 3,
   services: 4,
+  clients: 4,
   control: 5,
   lab: 5,
   api: 6,

@@ -13,6 +13,7 @@ import { registerLabCommand } from './lab-command.js';
 import { registerUpCommand } from './up-command.js';
 import { registerExportCommand } from './export-command.js';
 import { registerVolumeCommand } from './volume-command.js';
+import { registerAoeCommand } from './aoe-command.js';
 
 // V8's allocation-site pretenuring, fed by the burst of long-lived objects a pool allocates
 // when it opens, sent per-command allocation sites to old space in ~1 of 4 embedded iSCSI
@@ -30,5 +31,6 @@ registerLabCommand(program);
 registerUpCommand(program);
 registerExportCommand(program);
 registerVolumeCommand(program);
+registerAoeCommand(program);
 
 process.exitCode = await runCli(program, process.argv);

@@ -8,6 +8,7 @@ import { httpErrors } from './http-errors.js';
 import { storeErrors } from './store-errors.js';
 import { iscsiErrors } from './iscsi-errors.js';
 import { labErrors } from './lab-errors.js';
+import { aoeInitiatorErrors } from './aoe-initiator-errors.js';
 import { aoeErrors } from './aoe-errors.js';
 import type { ErrorSpec } from './error-spec.js';
 
@@ -27,6 +28,7 @@ export const catalogue = {
   ...storeErrors,
   ...iscsiErrors,
   ...labErrors,
+  ...aoeInitiatorErrors,
   ...aoeErrors,
 } as const satisfies Record<string, ErrorSpec>;
 
