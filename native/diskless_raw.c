@@ -8,6 +8,7 @@
  *   new RawSocket(ifname, ifindex, etherType, filter|null, receiveBufferBytes)
  *     .start(callback)   callback(err|null, frames: Buffer[]) once per batch, from the loop
  *     .send(frame)       one whole Ethernet frame, header included, no FCS
+ *     .sendMany(frames)  several, in order, with sendmmsg (throws with .sent on an error)
  *     .statistics()      { received, kernelDrops, truncated } since open
  *     .close()           stops receiving and closes the descriptor; safe twice
  *
@@ -22,6 +23,9 @@
  * Errors are thrown as JS Errors whose `code` is the errno name (ENODEV, EPERM...), with
  * `errno`, `syscall` and `ifname` properties.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sendmmsg */
+#endif
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
 #endif
@@ -253,16 +257,17 @@ static raw_socket *unwrap(napi_env env, napi_callback_info info, size_t *argc, n
 /* ---------- constructor ---------- */
 
 static napi_value construct(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], self;
+  size_t argc = 6;
+  napi_value argv[6], self;
   napi_get_cb_info(env, info, &argc, argv, &self, NULL);
   char name[IF_NAMESIZE + 1];
-  uint32_t ifindex, ethertype, rcvbuf;
+  uint32_t ifindex, ethertype, rcvbuf, sndbuf = 0;
   if (argc < 5 || get_ifname(env, argv[0], name, IF_NAMESIZE) != 0)
     return throw_type(env, "RawSocket(ifname, ifindex, etherType, filter, receiveBufferBytes): ifname must be a string");
   if (get_u32(env, argv[1], &ifindex) != 0 || ifindex == 0 || ifindex > INT32_MAX) return throw_type(env, "RawSocket: ifindex must be a positive integer");
   if (get_u32(env, argv[2], &ethertype) != 0 || ethertype > 0xffff) return throw_type(env, "RawSocket: etherType must be an integer 0..65535");
   if (get_u32(env, argv[4], &rcvbuf) != 0 || rcvbuf > INT32_MAX) return throw_type(env, "RawSocket: receiveBufferBytes must be a non-negative integer (0 keeps the default)");
+  if (argc >= 6 && (get_u32(env, argv[5], &sndbuf) != 0 || sndbuf > INT32_MAX)) return throw_type(env, "RawSocket: sendBufferBytes must be a non-negative integer (0 keeps the default)");
 
   /* Filter: null/undefined, or an array of [code, jt, jf, k]. */
   struct sock_filter *prog = NULL;
@@ -304,6 +309,13 @@ static napi_value construct(napi_env env, napi_callback_info info) {
     int v = (int)rcvbuf;
     /* SO_RCVBUFFORCE passes net.core.rmem_max (needs CAP_NET_ADMIN); fall back to the capped one. */
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0) failed = "setsockopt(SO_RCVBUF)";
+  }
+  if (failed == NULL && sndbuf > 0) {
+    int v = (int)sndbuf;
+    /* A frame stays charged to the sender until the receiver consumes it (a veth peer's packet
+       socket, a NIC's ring): a target with many large answers in flight needs room for them,
+       or send() has to wait. */
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) < 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) < 0) failed = "setsockopt(SO_SNDBUF)";
   }
   if (failed == NULL) {
     int one = 1;
@@ -477,6 +489,70 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
   }
 }
 
+/* Frames per sendmmsg call. */
+#define TX_BATCH_FRAMES 64
+
+/*
+ * sendMany(frames): sends every Buffer of the array, in order, with sendmmsg (up to
+ * TX_BATCH_FRAMES per call): one system call and one wake-up of a local receiver per batch
+ * instead of one per frame. Waits like send() when the queue is full. On an error, throws it
+ * with `sent` = the number of frames that went out first.
+ */
+static napi_value send_many(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  raw_socket *s = unwrap(env, info, &argc, argv);
+  if (s == NULL) return NULL;
+  bool is_array = false;
+  if (argc >= 1) napi_is_array(env, argv[0], &is_array);
+  if (!is_array) return throw_type(env, "sendMany(frames): frames must be an array of Buffers");
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[0], &n);
+  if (s->fd < 0) return throw_errno(env, "sendmmsg", s->ifname, EBADF);
+  struct mmsghdr msgs[TX_BATCH_FRAMES];
+  struct iovec iov[TX_BATCH_FRAMES];
+  uint32_t done = 0;
+  int stalled = 0;
+  while (done < n) {
+    uint32_t k = 0;
+    for (; k < TX_BATCH_FRAMES && done + k < n; k++) {
+      napi_value el;
+      napi_get_element(env, argv[0], done + k, &el);
+      bool is_ta = false;
+      napi_is_typedarray(env, el, &is_ta);
+      napi_typedarray_type type = napi_int8_array;
+      size_t length = 0;
+      void *data = NULL;
+      if (is_ta) napi_get_typedarray_info(env, el, &type, &length, &data, NULL, NULL);
+      if (!is_ta || type != napi_uint8_array) return throw_type(env, "sendMany(frames): every frame must be a Buffer");
+      iov[k].iov_base = data;
+      iov[k].iov_len = length;
+      memset(&msgs[k], 0, sizeof msgs[k]);
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    int r = sendmmsg(s->fd, msgs, k, MSG_DONTWAIT);
+    if (r > 0) {
+      done += (uint32_t)r;
+      stalled = 0;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !stalled) {
+      struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+      poll(&p, 1, TX_WAIT_MS);
+      stalled = 1;
+      continue;
+    }
+    napi_value err = make_errno_error(env, "sendmmsg", s->ifname, r < 0 ? errno : EIO), sent;
+    napi_create_uint32(env, done, &sent);
+    napi_set_named_property(env, err, "sent", sent);
+    napi_throw(env, err);
+    return NULL;
+  }
+  return NULL;
+}
+
 static napi_value statistics(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   raw_socket *s = unwrap(env, info, &argc, NULL);
@@ -523,6 +599,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
     { "start", NULL, start, NULL, NULL, NULL, napi_default, NULL },
     { "send", NULL, send_frame, NULL, NULL, NULL, napi_default, NULL },
+    { "sendMany", NULL, send_many, NULL, NULL, NULL, napi_default, NULL },
     { "statistics", NULL, statistics, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, close_js, NULL, NULL, NULL, napi_default, NULL },
   };

@@ -239,6 +239,29 @@ describe('openRawSocket on a veth pair', { timeout: 120_000 }, () => {
       socket.close();
     }
   });
+
+  test('sendMany: 1000 frames of mixed sizes in batches arrive at the peer complete and in order; a bad frame is NET_SEND_FAILED with the count sent', async () => {
+    const socket = openRawSocket({ ifname: local, etherType: EXPERIMENTAL, sendBufferBytes: 4 * 1024 * 1024 });
+    try {
+      await peer.request({ op: 'clear' });
+      const frames = Array.from({ length: 1000 }, (_, i) => {
+        const f = frame(peer.mac, localMac, EXPERIMENTAL, Buffer.alloc(46 + (i % 7) * 200));
+        f.writeUInt32BE(i, 14);
+        return f;
+      });
+      for (let at = 0; at < frames.length; at += 250) socket.sendMany!(frames.slice(at, at + 250));
+      await until(async () => ((await peer.request({ op: 'received' })).count ?? 0) >= 1000, 10_000);
+      const r = await peer.request({ op: 'received' });
+      assert.equal(r.count, 1000);
+      assert.deepEqual((r.frames ?? []).map((h) => Buffer.from(h, 'hex').readUInt32BE(14)), Array.from({ length: 64 }, (_, i) => i), 'the first 64, in order');
+      // a frame above the MTU fails in the kernel (EMSGSIZE) after the good one before it went out
+      const tooBig = frame(peer.mac, localMac, EXPERIMENTAL, Buffer.alloc(4000));
+      assert.throws(() => socket.sendMany!([frames[0]!, tooBig, frames[1]!]), (e: unknown) => isDisklessError(e, 'NET_SEND_FAILED') && e.data.sent === 1);
+      assert.throws(() => openRawSocket({ ifname: local, etherType: EXPERIMENTAL, sendBufferBytes: -1 }), (e: unknown) => isDisklessError(e, 'NET_INVALID_OPTION'));
+    } finally {
+      socket.close();
+    }
+  });
 });
 
 /** Writes a sysctl of the current namespace; absent keys (no IPv6 in this kernel) are skipped. */

@@ -27,13 +27,14 @@ interface AddonInterfaceInfo extends InterfaceInfo {
 interface AddonSocket {
   start(callback: (err: Error | null, frames: Buffer[]) => void): void;
   send(frame: Buffer): void;
+  sendMany(frames: readonly Buffer[]): void;
   statistics(): { received: number; kernelDrops: number; truncated: number };
   close(): void;
 }
 
 interface Addon {
   interfaceInfo(ifname: string): AddonInterfaceInfo;
-  RawSocket: new (ifname: string, ifindex: number, etherType: number, filter: ReadonlyArray<readonly number[]> | null, receiveBufferBytes: number) => AddonSocket;
+  RawSocket: new (ifname: string, ifindex: number, etherType: number, filter: ReadonlyArray<readonly number[]> | null, receiveBufferBytes: number, sendBufferBytes: number) => AddonSocket;
 }
 
 /** An errno-named Error as the addon throws it. */
@@ -64,13 +65,13 @@ function codeFor(err: ErrnoError, fallback: ErrorCode): ErrorCode {
   }
 }
 
-function wrapError(err: unknown, ifname: string, fallback: ErrorCode, what: string): DisklessError {
+function wrapError(err: unknown, ifname: string, fallback: ErrorCode, what: string, extra: Record<string, unknown> = {}): DisklessError {
   const e = err as ErrnoError;
   let code = codeFor(e, fallback);
   if (e.syscall === 'setsockopt(SO_ATTACH_FILTER)' && e.code === 'EINVAL') code = 'NET_INVALID_OPTION';
   if (fallback === 'NET_SEND_FAILED' && (e.code === 'ENOBUFS' || e.code === 'EAGAIN')) code = 'NET_SEND_BUSY';
   const reason = e.code === 'ENODEV' ? `no interface named "${ifname}"` : `${e.syscall ?? 'call'} failed with ${e.code ?? 'an error'}`;
-  return new DisklessError(code, `cannot ${what} on interface ${ifname}: ${reason}`, { ifname, errno: e.code, syscall: e.syscall }, { cause: err });
+  return new DisklessError(code, `cannot ${what} on interface ${ifname}: ${reason}`, { ifname, errno: e.code, syscall: e.syscall, ...extra }, { cause: err });
 }
 
 function checkIfname(ifname: string): void {
@@ -88,10 +89,13 @@ function invalid(field: string, value: unknown, allowed: string): DisklessError 
 }
 
 function checkOptions(options: RawSocketOptions): void {
-  const { etherType, filter, receiveBufferBytes } = options;
+  const { etherType, filter, receiveBufferBytes, sendBufferBytes } = options;
   if (!Number.isInteger(etherType) || etherType < 0 || etherType > 0xffff) throw invalid('etherType', etherType, 'an integer 0..65535');
   if (receiveBufferBytes !== undefined && (!Number.isInteger(receiveBufferBytes) || receiveBufferBytes < 0 || receiveBufferBytes > 0x7fffffff)) {
     throw invalid('receiveBufferBytes', receiveBufferBytes, 'an integer 0..2147483647');
+  }
+  if (sendBufferBytes !== undefined && (!Number.isInteger(sendBufferBytes) || sendBufferBytes < 0 || sendBufferBytes > 0x7fffffff)) {
+    throw invalid('sendBufferBytes', sendBufferBytes, 'an integer 0..2147483647');
   }
   if (filter === undefined) return;
   if (!Array.isArray(filter) || filter.length === 0 || filter.length > MAX_BPF_INSTRUCTIONS) throw invalid('filter', filter, `1..${MAX_BPF_INSTRUCTIONS} instructions`);
@@ -145,7 +149,7 @@ export function openRawSocket(options: RawSocketOptions): RawSocket {
   }
   let native: AddonSocket;
   try {
-    native = new addon.RawSocket(ifname, info.ifindex, options.etherType, options.filter ?? null, options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES);
+    native = new addon.RawSocket(ifname, info.ifindex, options.etherType, options.filter ?? null, options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES, options.sendBufferBytes ?? 0);
   } catch (err) {
     throw wrapError(err, ifname, 'NET_RAW_SOCKET', 'open raw socket');
   }
@@ -192,6 +196,16 @@ class AddonRawSocket implements RawSocket {
       this.native.send(frame);
     } catch (err) {
       throw wrapError(err, this.ifname, 'NET_SEND_FAILED', `send a ${frame.length}-byte frame`);
+    }
+  }
+
+  sendMany(frames: readonly Buffer[]): void {
+    if (this.closed) throw new DisklessError('NET_SOCKET_CLOSED', `cannot send on interface ${this.ifname}: the raw socket is closed`, { ifname: this.ifname });
+    try {
+      this.native.sendMany(frames);
+    } catch (err) {
+      const sent = (err as { sent?: number }).sent ?? 0;
+      throw wrapError(err, this.ifname, 'NET_SEND_FAILED', `send ${frames.length} frames (${sent} went out)`, { sent });
     }
   }
 

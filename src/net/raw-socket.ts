@@ -15,6 +15,13 @@ export interface RawSocketOptions {
   readonly filter?: ReadonlyArray<readonly [number, number, number, number]>;
   /** SO_RCVBUF in bytes; bursts lose frames below ~1 MiB. */
   readonly receiveBufferBytes?: number;
+  /**
+   * SO_SNDBUF in bytes; kernel default when unset. A frame is charged to the sending socket
+   * until the receiver consumes it, so a sender with many large frames in flight (an AoE
+   * target answering a pipelining initiator) needs more than the default ~208 KiB, or `send`
+   * waits for room.
+   */
+  readonly sendBufferBytes?: number;
 }
 
 export interface InterfaceInfo {
@@ -33,6 +40,11 @@ export interface RawSocket extends InterfaceInfo {
   onFrame(handler: (frame: Buffer) => void): void;
   /** Sends one whole Ethernet frame (header included, no FCS). Throws on EMSGSIZE etc. */
   send(frame: Buffer): void;
+  /**
+   * Optional: sends several frames in order with as few system calls as possible (sendmmsg).
+   * Throws NET_SEND_FAILED with `data.sent`, the frames that went out before the error.
+   */
+  sendMany?(frames: readonly Buffer[]): void;
   /** Stops receiving and closes the descriptor; safe to call twice. */
   close(): void;
   /**

@@ -8,8 +8,11 @@ export interface AoeLink {
   readonly mac: Buffer;
   /** Sectors one ATA command may carry on this link (from its MTU). */
   readonly maxSectors: number;
-  /** Sends one whole Ethernet frame; throws on a socket error. */
-  send(frame: Buffer): void;
+  /**
+   * Queues one whole Ethernet frame (sent with the rest of the current batch). `recycle`: the
+   * pool the frame goes back to once sent.
+   */
+  send(frame: Buffer, recycle?: { give(frame: Buffer): void }): void;
 }
 
 /** Most sectors per ATA command an MTU carries: AoE and ATA headers, then whole sectors (1500 → 2, 9000 → 17), at most 255. */

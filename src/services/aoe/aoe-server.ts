@@ -3,6 +3,7 @@ import type { Logger } from '../../observe/logger.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { BPF_ACCEPT_ALL, BpfClass, BpfOp, BpfSource, bpf, jumpIfEqual, loadAbsolute, ret, type BpfProgram } from '../../net/bpf.js';
 import { openRawSocket } from '../../net/open-raw-socket.js';
+import { FrameOutbox } from '../../net/frame-outbox.js';
 import type { RawSocket, RawSocketOptions } from '../../net/raw-socket.js';
 import type { BlockDevice } from '../../store/block-device.js';
 import { EtherType } from '../../wire/ethernet/ethernet-frame.js';
@@ -52,6 +53,8 @@ export const AOE_SERVER_DEFAULTS = {
   firmwareVersion: 1,
   /** Room for bursts of full jumbo frames from many initiators. */
   receiveBufferBytes: 8 * 1024 * 1024,
+  /** Room for every buffer's answer in flight (64 × 8.7 KiB jumbo answers is ~560 KiB, over the ~208 KiB default). */
+  sendBufferBytes: 8 * 1024 * 1024,
 } as const;
 
 /** Kernel filter: AoE frames without the response flag (our own answers and other targets' never reach JS). */
@@ -170,8 +173,12 @@ export class AoeServer implements Service {
     const existing = this.ports.get(ifname);
     if (existing) return existing;
     if (!this.running) throw new DisklessError('AOE_TARGET_CONFLICT', `cannot serve AoE on ${ifname}: the server is stopped`, { ifname });
-    const socket = (this.o.openSocket ?? openRawSocket)({ ifname, etherType: EtherType.aoe, filter: aoeRequestFilter(), receiveBufferBytes: AOE_SERVER_DEFAULTS.receiveBufferBytes });
-    const link: AoeLink = { ifname, mac: socket.mac, maxSectors: sectorsPerFrame(socket.mtu), send: (frame) => socket.send(frame) };
+    const socket = (this.o.openSocket ?? openRawSocket)({ ifname, etherType: EtherType.aoe, filter: aoeRequestFilter(), receiveBufferBytes: AOE_SERVER_DEFAULTS.receiveBufferBytes, sendBufferBytes: AOE_SERVER_DEFAULTS.sendBufferBytes });
+    const outbox = new FrameOutbox(socket, (err, lost) => {
+      this.o.metrics.inc('diskless_aoe_dropped_total', { ifname, reason: 'send-failed' }, lost);
+      this.o.log.warn({ ifname, err, lost }, 'AoE answers not sent');
+    });
+    const link: AoeLink = { ifname, mac: socket.mac, maxSectors: sectorsPerFrame(socket.mtu), send: (frame, recycle) => outbox.push(frame, recycle && (() => recycle.give(frame))) };
     const port: Port = { socket, link, targets: new Map() };
     socket.onFrame((frame) => this.receive(port, frame));
     socket.onError?.((err) => this.o.log.warn({ ifname, err }, 'AoE receive error'));

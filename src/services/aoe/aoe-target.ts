@@ -18,6 +18,7 @@ import type { AoeStateStore, AoeTargetState } from './aoe-state-store.js';
 import { ATA_ERROR_STATUS, ATA_OK_STATUS, planAta } from './ata-plan.js';
 import { decideQueryConfig } from './query-config-reply.js';
 import { SectorIo } from './sector-io.js';
+import { FramePool } from './frame-pool.js';
 import { TagLedger } from './tag-ledger.js';
 
 export interface AoeTargetOptions {
@@ -69,6 +70,8 @@ export class AoeTarget {
   private state: AoeTargetState = { config: Buffer.alloc(0), mask: [], reserve: [], seededAllow: [] };
   private mask = new Set<string>();
   private readonly ledger: TagLedger;
+  /** Read answers, reused once sent (write answers are kept by the ledger, so never pooled). */
+  private readonly frames: FramePool;
   private readonly io: SectorIo;
   private readonly identify: Buffer;
   private readonly sectors: number;
@@ -85,6 +88,7 @@ export class AoeTarget {
     this.commandLabels = [...COMMAND_NAMES, 'other'].map((command) => ({ target: this.label, command }));
     this.ledger = new TagLedger(Math.max(64, o.bufferCount * 4), o.replayMs ?? 30_000);
     this.io = new SectorIo(o.device);
+    this.frames = new FramePool(o.bufferCount);
     this.sectors = Math.floor(o.device.size / SECTOR_SIZE);
     this.crc = o.crc ?? new Crc32c();
     this.identify = encodeIdentifyDevice({
@@ -217,12 +221,15 @@ export class AoeTarget {
   }
 
   private async execute(f: AoeFrame, link: AoeLink, arg: AtaArg, plan: Extract<ReturnType<typeof planAta>, { kind: 'read' | 'write' | 'flush' }>, key: string, fingerprint: string): Promise<void> {
-    let answer: Buffer;
+    let answer: Buffer | undefined;
     try {
       if (plan.kind === 'read') {
-        answer = this.ataFrame(f, link, arg, ATA_OK_STATUS, 0, 0, plan.lba + plan.sectors, plan.sectors * SECTOR_SIZE);
+        answer = this.ataFrame(f, link, arg, ATA_OK_STATUS, 0, 0, plan.lba + plan.sectors, plan.sectors * SECTOR_SIZE, this.frames);
         if (plan.sectors > 0) await this.io.read(plan.lba, answer.subarray(AOE_ATA_DATA_OFFSET, AOE_ATA_DATA_OFFSET + plan.sectors * SECTOR_SIZE));
         this.o.metrics.inc(AoeMetric.bytesRead, this.labels, plan.sectors * SECTOR_SIZE);
+        this.ledger.finish(key);
+        this.send(link, answer, this.frames);
+        return;
       } else if (plan.kind === 'write') {
         if (plan.sectors > 0) await this.io.write(plan.lba, plan.data, this.o.syncWrites === true);
         this.o.metrics.inc(AoeMetric.bytesWritten, this.labels, plan.sectors * SECTOR_SIZE);
@@ -232,6 +239,7 @@ export class AoeTarget {
         answer = this.ataFrame(f, link, arg, ATA_OK_STATUS, 0, 0, arg.lba, 0);
       }
     } catch (err) {
+      if (answer) this.frames.give(answer);
       this.ledger.finish(key);
       if (isDisklessError(err, 'STORE_CLOSED') || this.closed) return this.answerError(f, link, AoeError.deviceUnavailable);
       const lba = plan.kind === 'flush' ? arg.lba : plan.lba;
@@ -248,8 +256,9 @@ export class AoeTarget {
   }
 
   /** An ATA answer frame with room for `dataLength` bytes of data after the ATA header. */
-  private ataFrame(f: AoeFrame, link: AoeLink, arg: AtaArg, status: number, error: number, sectorCount: number, lba: number, dataLength: number): Buffer {
-    const frame = Buffer.allocUnsafe(Math.max(MIN_FRAME_LENGTH, AOE_ATA_DATA_OFFSET + dataLength));
+  private ataFrame(f: AoeFrame, link: AoeLink, arg: AtaArg, status: number, error: number, sectorCount: number, lba: number, dataLength: number, pool?: FramePool): Buffer {
+    const length = Math.max(MIN_FRAME_LENGTH, AOE_ATA_DATA_OFFSET + dataLength);
+    const frame = pool ? pool.take(length) : Buffer.allocUnsafe(length);
     writeFrameHeader(frame, f.source, link.mac, responseHeader(f.header, 0, this.address()));
     writeAtaHeader({ flags: arg.flags, featureOrError: error, sectorCount, commandOrStatus: status, lba: Math.min(lba, 2 ** 48 - 1) }, frame, AOE_ARG_OFFSET);
     frame.fill(0, AOE_ATA_DATA_OFFSET + dataLength);
@@ -330,9 +339,9 @@ export class AoeTarget {
     this.o.metrics.inc(AoeMetric.dropped, { ...this.labels, reason });
   }
 
-  private send(link: AoeLink, frame: Buffer): void {
+  private send(link: AoeLink, frame: Buffer, recycle?: FramePool): void {
     try {
-      link.send(frame);
+      link.send(frame, recycle);
     } catch (err) {
       this.drop('send-failed');
       this.o.log.warn({ target: this.label, ifname: link.ifname, err }, 'AoE answer not sent');
