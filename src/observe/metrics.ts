@@ -11,11 +11,24 @@ interface Series {
   readonly values: Map<string, { labels: Labels; value: number }>;
 }
 
+/**
+ * Label sets are usually built once by their owner and passed on every call (hot paths keep
+ * them in fields): the key is computed once per object. Label objects are read-only, so the
+ * cached key stays right.
+ */
+const keys = new WeakMap<Labels, string>();
+
 function labelKey(labels: Labels): string {
-  return Object.keys(labels)
+  const cached = keys.get(labels);
+  if (cached !== undefined) return cached;
+  const names = Object.keys(labels);
+  if (names.length === 0) return ''; // `{}` literals: nothing worth remembering
+  const key = names
     .sort()
     .map((k) => `${k}=${labels[k]}`)
     .join(',');
+  keys.set(labels, key);
+  return key;
 }
 
 function escapeLabel(v: string): string {

@@ -17,11 +17,6 @@ export function macText(mac: Buffer): string {
   return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}`;
 }
 
-/** True when `source` may talk to a target with this mask list (an empty list admits everyone). */
-export function maskAdmits(mask: ReadonlySet<string>, source: string): boolean {
-  return mask.size === 0 || mask.has(source);
-}
-
 export type MaskEditResult = { readonly ok: true; readonly list: readonly string[] } | { readonly ok: false; readonly error: number; readonly index: number };
 
 /** The mask list after `directives`, in order; or the MError and index of the first directive that fails (the list unchanged). */

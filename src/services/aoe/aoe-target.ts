@@ -12,7 +12,7 @@ import { ConfigCommand, MAX_CONFIG_STRING, QUERY_CONFIG_LENGTH, encodeQueryConfi
 import { encodeReserveRelease, type ReserveRelease } from '../../wire/aoe/reserve-release.js';
 import { macToBuffer } from '../../wire/ethernet/ethernet-frame.js';
 import { Crc32c } from '../../wire/checksum/crc32c.js';
-import { applyReserve, editMaskList, macText, maskAdmits, reserveAdmits } from './access-lists.js';
+import { applyReserve, editMaskList, macText } from './access-lists.js';
 import type { AoeLink } from './aoe-link.js';
 import type { AoeStateStore, AoeTargetState } from './aoe-state-store.js';
 import { ATA_ERROR_STATUS, ATA_OK_STATUS, planAta } from './ata-plan.js';
@@ -68,7 +68,13 @@ const COMMAND_NAMES = ['ata', 'config', 'mask', 'reserve'];
 export class AoeTarget {
   readonly label: string;
   private state: AoeTargetState = { config: Buffer.alloc(0), mask: [], reserve: [], seededAllow: [] };
-  private mask = new Set<string>();
+  /** The mask and reserve lists as 48-bit numbers, for the per-frame checks. */
+  private mask = new Set<number>();
+  private reserved: number[] = [];
+  /** ATA commands executing now (at most bufferCount). */
+  private inFlight = 0;
+  /** Label sets per drop reason, built once. */
+  private readonly dropLabels = new Map<string, { target: string; reason: string }>();
   private readonly ledger: TagLedger;
   /** Read answers, reused once sent (write answers are kept by the ledger, so never pooled). */
   private readonly frames: FramePool;
@@ -143,11 +149,6 @@ export class AoeTarget {
     await this.stateChain;
   }
 
-  /** True when `source` (canonical text) is admitted by the mask list. */
-  admits(source: string): boolean {
-    return maskAdmits(this.mask, source);
-  }
-
   /** Announces the target on `link` (AoE r11 §3.2: an unsolicited Query Config answer): broadcast, or to each MAC of a non-empty mask list. */
   announce(link: AoeLink): void {
     const header: AoeHeader = { version: AOE_VERSION, flags: AoeFlag.response, error: 0, shelf: this.o.shelf, slot: this.o.slot, command: AoeCommand.queryConfig, tag: 0 };
@@ -158,8 +159,9 @@ export class AoeTarget {
 
   /** Handles one request frame addressed to this target (or broadcast) that arrived on `link`. */
   handle(f: AoeFrame, link: AoeLink): void {
-    const source = macText(f.source);
-    if (this.closed || !maskAdmits(this.mask, source)) return this.drop('masked');
+    // The source as a number: no string per frame on the read path (text only where a list changes).
+    const source = f.source.readUIntBE(0, 6);
+    if (this.closed || (this.mask.size !== 0 && !this.mask.has(source))) return this.drop('masked');
     const h = f.header;
     this.o.metrics.inc(AoeMetric.requests, this.commandLabels[Math.min(h.command, COMMAND_NAMES.length)]);
     if (h.version !== AOE_VERSION) return this.answerError(f, link, AoeError.unsupportedVersion);
@@ -179,18 +181,18 @@ export class AoeTarget {
       case AoeCommand.macMaskList:
         return this.macMask(f, link, body.macMaskList);
       case AoeCommand.reserveRelease:
-        return this.reserve(f, link, source, body.reserveRelease);
+        return this.reserve(f, link, macText(f.source), body.reserveRelease);
     }
   }
 
   // ---- ATA ----
 
-  private ata(f: AoeFrame, link: AoeLink, source: string, arg: AtaArg): void {
+  private ata(f: AoeFrame, link: AoeLink, source: number, arg: AtaArg): void {
     const plan = planAta(arg, { maxSectors: link.maxSectors, sectors: this.sectors, readOnly: this.o.device.readOnly });
-    if (plan.kind !== 'identify' && !reserveAdmits(this.state.reserve, source)) return this.answerError(f, link, AoeError.targetReserved);
+    if (plan.kind !== 'identify' && this.reserved.length !== 0 && !this.reserved.includes(source)) return this.answerError(f, link, AoeError.targetReserved);
     switch (plan.kind) {
       case 'badArgument':
-        this.o.log.debug({ target: this.label, source, why: plan.why }, 'AoE ATA request refused (bad argument)');
+        this.o.log.debug({ target: this.label, source: macText(f.source), why: plan.why }, 'AoE ATA request refused (bad argument)');
         return this.answerError(f, link, AoeError.badArgument);
       case 'ataError':
         return this.answerAta(f, link, arg, plan.status, plan.error, 0, plan.lba);
@@ -204,10 +206,13 @@ export class AoeTarget {
       default:
         break;
     }
-    const key = TagLedger.key(source, f.header.tag);
-    if (this.ledger.isRunning(key)) return this.drop('retransmit-running');
+    // Writes go through the tag ledger (a retransmit must not write twice); a read retransmitted
+    // while the first is still running is simply executed again (its extra answer is harmless).
+    let key = '';
     let fingerprint = '';
     if (plan.kind === 'write') {
+      key = TagLedger.key(source, f.header.tag);
+      if (this.ledger.isRunning(key)) return this.drop('retransmit-running');
       fingerprint = `${plan.lba}/${plan.sectors}/${this.crc.of(plan.data)}`;
       const again = this.ledger.replay(key, fingerprint);
       if (again) {
@@ -215,8 +220,9 @@ export class AoeTarget {
         return this.send(link, again);
       }
     }
-    if (this.ledger.runningCount >= this.o.bufferCount) return this.drop('buffers-full');
-    this.ledger.begin(key);
+    if (this.inFlight >= this.o.bufferCount) return this.drop('buffers-full');
+    this.inFlight++;
+    if (key !== '') this.ledger.begin(key);
     void this.execute(f, link, arg, plan, key, fingerprint);
   }
 
@@ -227,7 +233,7 @@ export class AoeTarget {
         answer = this.ataFrame(f, link, arg, ATA_OK_STATUS, 0, 0, plan.lba + plan.sectors, plan.sectors * SECTOR_SIZE, this.frames);
         if (plan.sectors > 0) await this.io.read(plan.lba, answer.subarray(AOE_ATA_DATA_OFFSET, AOE_ATA_DATA_OFFSET + plan.sectors * SECTOR_SIZE));
         this.o.metrics.inc(AoeMetric.bytesRead, this.labels, plan.sectors * SECTOR_SIZE);
-        this.ledger.finish(key);
+        this.inFlight--;
         this.send(link, answer, this.frames);
         return;
       } else if (plan.kind === 'write') {
@@ -240,7 +246,8 @@ export class AoeTarget {
       }
     } catch (err) {
       if (answer) this.frames.give(answer);
-      this.ledger.finish(key);
+      this.inFlight--;
+      if (key !== '') this.ledger.finish(key);
       if (isDisklessError(err, 'STORE_CLOSED') || this.closed) return this.answerError(f, link, AoeError.deviceUnavailable);
       const lba = plan.kind === 'flush' ? arg.lba : plan.lba;
       if (isDisklessError(err, 'STORE_CORRUPT')) {
@@ -251,7 +258,8 @@ export class AoeTarget {
       this.o.log.error({ target: this.label, op: plan.kind, lba, err }, 'AoE ATA command failed');
       return this.answerAta(f, link, arg, ATA_ERROR_STATUS | (isDisklessError(err, 'STORE_NO_SPACE') ? 0 : AtaStatus.deviceFault), AtaErrorBit.aborted, plan.kind === 'flush' ? 0 : plan.sectors, lba);
     }
-    this.ledger.finish(key, plan.kind === 'write' ? { fingerprint, frame: answer } : undefined);
+    this.inFlight--;
+    if (key !== '') this.ledger.finish(key, { fingerprint, frame: answer });
     this.send(link, answer);
   }
 
@@ -319,7 +327,8 @@ export class AoeTarget {
 
   private setState(state: AoeTargetState): void {
     this.state = state;
-    this.mask = new Set(state.mask);
+    this.mask = new Set(state.mask.map(macNumber));
+    this.reserved = state.reserve.map(macNumber);
   }
 
   // ---- plumbing ----
@@ -336,7 +345,9 @@ export class AoeTarget {
   }
 
   private drop(reason: string): void {
-    this.o.metrics.inc(AoeMetric.dropped, { ...this.labels, reason });
+    let labels = this.dropLabels.get(reason);
+    if (!labels) this.dropLabels.set(reason, (labels = { target: this.label, reason }));
+    this.o.metrics.inc(AoeMetric.dropped, labels);
   }
 
   private send(link: AoeLink, frame: Buffer, recycle?: FramePool): void {
@@ -347,6 +358,11 @@ export class AoeTarget {
       this.o.log.warn({ target: this.label, ifname: link.ifname, err }, 'AoE answer not sent');
     }
   }
+}
+
+/** "52:54:00:12:34:56" → the 48-bit number `Buffer.readUIntBE(0, 6)` gives for those bytes. */
+function macNumber(mac: string): number {
+  return parseInt(mac.replace(/:/g, ''), 16);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

@@ -16,8 +16,8 @@ export class TagLedger {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The ledger key of a request: initiator MAC and tag. */
-  static key(source: string, tag: number): string {
+  /** The ledger key of a request: initiator MAC (text, or its 48-bit number) and tag. */
+  static key(source: string | number, tag: number): string {
     return `${source}/${tag}`;
   }
 
