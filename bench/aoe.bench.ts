@@ -5,7 +5,9 @@
  * median MB/s of each, the ratio ours / vblade (goal >= 2.0), the server CPU seconds per run,
  * and the initiator's retransmissions. Every run's data is checked (SHA-256) against the file.
  *
- * Usage: node dist/bench/aoe.bench.js [--runs N] [--size-mib N] [--mtu 1500|9000] [--random] [--cold]
+ * Usage: node dist/bench/aoe.bench.js [--runs N] [--size-mib N] [--mtu 1500|9000] [--random] [--cold] [--window N]
+ *   --window: most commands the initiator keeps in flight (default 64; each target's buffer
+ *   count caps it: vblade advertises 16);
  *   --random: every command-sized piece once in a random order, as many in flight as the
  *   initiator's window; --cold: the file is dropped from the page cache before each run.
  * Internal: node dist/bench/aoe.bench.js --client IFNAME SHELF SLOT seq|random (in the client namespace;
@@ -45,8 +47,8 @@ interface ClientResult {
  * by the initiator, hashed as they come. `random`: every command-sized piece once, in a random
  * order, `window` reads in flight, into one device-sized buffer hashed at the end.
  */
-async function client(ifname: string, shelf: number, slot: number, pattern: string): Promise<void> {
-  const ini = new AoeInitiator({ ifname, shelf, slot, timeoutMs: 200, tries: 20 });
+async function client(ifname: string, shelf: number, slot: number, pattern: string, window: number): Promise<void> {
+  const ini = new AoeInitiator({ ifname, shelf, slot, timeoutMs: 200, tries: 20, maxOutstanding: window });
   try {
     const dev = await ini.connect();
     const total = dev.identity.sectors * 512;
@@ -90,9 +92,9 @@ async function client(ifname: string, shelf: number, slot: number, pattern: stri
   }
 }
 
-function runClient(shelf: number, slot: number, pattern: string): Promise<ClientResult> {
+function runClient(shelf: number, slot: number, pattern: string, window: number): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', NS_CLIENT, process.execPath, here, '--client', VETH_CLIENT, String(shelf), String(slot), pattern], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', NS_CLIENT, process.execPath, here, '--client', VETH_CLIENT, String(shelf), String(slot), pattern, String(window)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -116,7 +118,7 @@ async function stop(child: ChildProcess): Promise<void> {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  if (args[0] === '--client') return client(args[1]!, Number(args[2]), Number(args[3]), args[4] ?? 'seq');
+  if (args[0] === '--client') return client(args[1]!, Number(args[2]), Number(args[3]), args[4] ?? 'seq', Number(args[5] ?? 64));
   const opt = (name: string, def: number) => {
     const i = args.indexOf(name);
     return i >= 0 ? Number(args[i + 1]) : def;
@@ -126,6 +128,7 @@ async function main(): Promise<void> {
   const mtu = opt('--mtu', 1500);
   const pattern = args.includes('--random') ? 'random' : 'seq';
   const cold = args.includes('--cold');
+  const window = opt('--window', 64);
   const dir = mkdtempSync(join(tmpdir(), 'bench-aoe-'));
   const file = join(dir, 'disk.img');
   const fd = openSync(file, 'w');
@@ -155,7 +158,7 @@ async function main(): Promise<void> {
           await waitForLine(server, who === 'ours' ? 'serving e1.1' : 'pid', 15_000);
           if (cold) await dropCache(file);
           const cpu0 = cpuSeconds(server.pid!);
-          const r = await runClient(1, who === 'ours' ? 1 : 2, pattern);
+          const r = await runClient(1, who === 'ours' ? 1 : 2, pattern, window);
           if (r.sha256 !== expected) throw new Error(`${who}: data read back differs from the file (sha256 ${r.sha256} != ${expected})`);
           const res = results[who];
           res.cpu.push(cpuSeconds(server.pid!) - cpu0);

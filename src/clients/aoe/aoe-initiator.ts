@@ -69,6 +69,9 @@ export class AoeInitiator {
   /** Discovery broadcasts waiting for answers, by tag (outside the window: many answers, no retransmission). */
   private readonly collectors = new Map<number, (frame: Buffer) => void>();
   private timer: NodeJS.Timeout | undefined;
+  /** Tries queued this turn (see sendEntry). */
+  private outgoing: Array<{ frame: Buffer; entry: InFlight<AoeRequest> }> = [];
+  private flushScheduled = false;
   private closed = false;
   private located: Promise<AoeTargetInfo> | undefined;
   private target: AoeTargetInfo | undefined;
@@ -412,18 +415,52 @@ export class AoeInitiator {
     );
   };
 
-  /** Sends one try. A full queue is left to the retransmit timer; any other send error fails the request. */
+  /**
+   * Queues one try; the tries queued in this turn leave together (sendMany: one sendmmsg, one
+   * wake-up of the target per batch instead of per command).
+   */
   private sendEntry(entry: InFlight<AoeRequest>): void {
-    try {
-      this.sendFrame(entry.command, entry.tag);
-    } catch (err) {
-      if (isDisklessError(err, 'NET_SEND_BUSY')) {
-        this.counters.sendBusy++;
-        return;
-      }
-      this.window.complete(entry.tag);
-      entry.command.owner.fail(err as Error);
+    const length = writeRequestFrame(this.scratch, this.mac, entry.command, entry.tag);
+    this.counters.framesSent++;
+    this.outgoing.push({ frame: Buffer.from(this.scratch.subarray(0, length)), entry });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushOutgoing);
     }
+  }
+
+  private readonly flushOutgoing = (): void => {
+    this.flushScheduled = false;
+    const batch = this.outgoing;
+    this.outgoing = [];
+    if (this.closed) return;
+    const many = this.socket.sendMany?.bind(this.socket);
+    for (let i = 0; i < batch.length; ) {
+      try {
+        if (many && batch.length - i > 1) {
+          many(batch.slice(i).map((b) => b.frame));
+          i = batch.length;
+        } else {
+          this.socket.send(batch[i]!.frame);
+          i++;
+        }
+      } catch (err) {
+        // sendMany says how many went out before the failing frame; send fails on frame i itself
+        const k = many && batch.length - i > 1 ? i + (((err as { data?: { sent?: number } }).data?.sent ?? 0) as number) : i;
+        this.sendFailed(batch[k]!.entry, err);
+        i = k + 1;
+      }
+    }
+  };
+
+  /** A full queue is left to the retransmit timer; any other send error fails the request. */
+  private sendFailed(entry: InFlight<AoeRequest>, err: unknown): void {
+    if (isDisklessError(err, 'NET_SEND_BUSY')) {
+      this.counters.sendBusy++;
+      return;
+    }
+    this.window.complete(entry.tag);
+    entry.command.owner.fail(err as Error);
   }
 
   private sendFrame(request: AoeRequestFrame, tag: number): void {

@@ -19,6 +19,7 @@ import { ATA_ERROR_STATUS, ATA_OK_STATUS, planAta } from './ata-plan.js';
 import { decideQueryConfig } from './query-config-reply.js';
 import { SectorIo } from './sector-io.js';
 import { FramePool } from './frame-pool.js';
+import { ReadMerger } from './read-merger.js';
 import { TagLedger } from './tag-ledger.js';
 
 export interface AoeTargetOptions {
@@ -79,6 +80,8 @@ export class AoeTarget {
   /** Read answers, reused once sent (write answers are kept by the ledger, so never pooled). */
   private readonly frames: FramePool;
   private readonly io: SectorIo;
+  /** Adjacent reads of one batch of frames become one device read. */
+  private readonly reads: ReadMerger;
   private readonly identify: Buffer;
   private readonly sectors: number;
   private stateChain: Promise<void> = Promise.resolve();
@@ -94,6 +97,7 @@ export class AoeTarget {
     this.commandLabels = [...COMMAND_NAMES, 'other'].map((command) => ({ target: this.label, command }));
     this.ledger = new TagLedger(Math.max(64, o.bufferCount * 4), o.replayMs ?? 30_000);
     this.io = new SectorIo(o.device);
+    this.reads = new ReadMerger(this.io);
     this.frames = new FramePool(o.bufferCount);
     this.sectors = Math.floor(o.device.size / SECTOR_SIZE);
     this.crc = o.crc ?? new Crc32c();
@@ -223,6 +227,8 @@ export class AoeTarget {
     if (this.inFlight >= this.o.bufferCount) return this.drop('buffers-full');
     this.inFlight++;
     if (key !== '') this.ledger.begin(key);
+    // A write or flush must not overtake the reads that arrived before it.
+    if (plan.kind !== 'read') this.reads.flush();
     void this.execute(f, link, arg, plan, key, fingerprint);
   }
 
@@ -231,7 +237,7 @@ export class AoeTarget {
     try {
       if (plan.kind === 'read') {
         answer = this.ataFrame(f, link, arg, ATA_OK_STATUS, 0, 0, plan.lba + plan.sectors, plan.sectors * SECTOR_SIZE, this.frames);
-        if (plan.sectors > 0) await this.io.read(plan.lba, answer.subarray(AOE_ATA_DATA_OFFSET, AOE_ATA_DATA_OFFSET + plan.sectors * SECTOR_SIZE));
+        if (plan.sectors > 0) await this.reads.read(plan.lba, answer.subarray(AOE_ATA_DATA_OFFSET, AOE_ATA_DATA_OFFSET + plan.sectors * SECTOR_SIZE));
         this.o.metrics.inc(AoeMetric.bytesRead, this.labels, plan.sectors * SECTOR_SIZE);
         this.inFlight--;
         this.send(link, answer, this.frames);
