@@ -10,6 +10,7 @@ import { randomInt } from 'node:crypto';
 import { DisklessError, isDisklessError } from '../../errors/index.js';
 import { bpf, BpfClass, BpfOp, BpfSource, loadAbsolute, ret, BPF_ACCEPT_ALL } from '../../net/bpf.js';
 import { openRawSocket } from '../../net/open-raw-socket.js';
+import { FrameOutbox } from '../../net/frame-outbox.js';
 import type { RawSocket } from '../../net/raw-socket.js';
 import { BROADCAST_MAC, EtherType } from '../../wire/ethernet/ethernet-frame.js';
 import { AOE_BROADCAST_SHELF, AOE_BROADCAST_SLOT, AOE_HEADER_LENGTH, AoeCommand, AoeFlag, decodeAoeHeader } from '../../wire/aoe/aoe-header.js';
@@ -69,9 +70,8 @@ export class AoeInitiator {
   /** Discovery broadcasts waiting for answers, by tag (outside the window: many answers, no retransmission). */
   private readonly collectors = new Map<number, (frame: Buffer) => void>();
   private timer: NodeJS.Timeout | undefined;
-  /** Tries queued this turn (see sendEntry). */
-  private outgoing: Array<{ frame: Buffer; entry: InFlight<AoeRequest> }> = [];
-  private flushScheduled = false;
+  /** Tries queued this turn, sent together (see sendEntry). */
+  private readonly outbox: FrameOutbox;
   private closed = false;
   private located: Promise<AoeTargetInfo> | undefined;
   private target: AoeTargetInfo | undefined;
@@ -96,6 +96,7 @@ export class AoeInitiator {
     const open = options.openSocket ?? openRawSocket;
     this.socket = open({ ifname: options.ifname, etherType: EtherType.aoe, filter: RESPONSE_FILTER });
     this.mac = this.socket.mac;
+    this.outbox = new FrameOutbox(this.socket);
     this.mtu = this.socket.mtu;
     // Until Query Config tells the target's Buffer Count, one command at a time.
     this.window = new AoeCommandWindow<AoeRequest>({ limit: 1, timeoutMs, tries, firstTag: options.firstTag ?? randomInt(2 ** 32) });
@@ -422,36 +423,10 @@ export class AoeInitiator {
   private sendEntry(entry: InFlight<AoeRequest>): void {
     const length = writeRequestFrame(this.scratch, this.mac, entry.command, entry.tag);
     this.counters.framesSent++;
-    this.outgoing.push({ frame: Buffer.from(this.scratch.subarray(0, length)), entry });
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(this.flushOutgoing);
-    }
+    this.outbox.push(Buffer.from(this.scratch.subarray(0, length)), (err) => {
+      if (err !== undefined && !this.closed) this.sendFailed(entry, err);
+    });
   }
-
-  private readonly flushOutgoing = (): void => {
-    this.flushScheduled = false;
-    const batch = this.outgoing;
-    this.outgoing = [];
-    if (this.closed) return;
-    const many = this.socket.sendMany?.bind(this.socket);
-    for (let i = 0; i < batch.length; ) {
-      try {
-        if (many && batch.length - i > 1) {
-          many(batch.slice(i).map((b) => b.frame));
-          i = batch.length;
-        } else {
-          this.socket.send(batch[i]!.frame);
-          i++;
-        }
-      } catch (err) {
-        // sendMany says how many went out before the failing frame; send fails on frame i itself
-        const k = many && batch.length - i > 1 ? i + (((err as { data?: { sent?: number } }).data?.sent ?? 0) as number) : i;
-        this.sendFailed(batch[k]!.entry, err);
-        i = k + 1;
-      }
-    }
-  };
 
   /** A full queue is left to the retransmit timer; any other send error fails the request. */
   private sendFailed(entry: InFlight<AoeRequest>, err: unknown): void {

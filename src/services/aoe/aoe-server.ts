@@ -174,11 +174,15 @@ export class AoeServer implements Service {
     if (existing) return existing;
     if (!this.running) throw new DisklessError('AOE_TARGET_CONFLICT', `cannot serve AoE on ${ifname}: the server is stopped`, { ifname });
     const socket = (this.o.openSocket ?? openRawSocket)({ ifname, etherType: EtherType.aoe, filter: aoeRequestFilter(), receiveBufferBytes: AOE_SERVER_DEFAULTS.receiveBufferBytes, sendBufferBytes: AOE_SERVER_DEFAULTS.sendBufferBytes });
-    const outbox = new FrameOutbox(socket, (err, lost) => {
-      this.o.metrics.inc('diskless_aoe_dropped_total', { ifname, reason: 'send-failed' }, lost);
-      this.o.log.warn({ ifname, err, lost }, 'AoE answers not sent');
-    });
-    const link: AoeLink = { ifname, mac: socket.mac, maxSectors: sectorsPerFrame(socket.mtu), send: (frame, recycle) => outbox.push(frame, recycle && (() => recycle.give(frame))) };
+    const outbox = new FrameOutbox(socket);
+    const sent = (frame: Buffer, recycle: { give(frame: Buffer): void } | undefined) => (err?: unknown) => {
+      if (err !== undefined) {
+        this.o.metrics.inc('diskless_aoe_dropped_total', { ifname, reason: 'send-failed' });
+        this.o.log.warn({ ifname, err }, 'AoE answer not sent');
+      }
+      recycle?.give(frame);
+    };
+    const link: AoeLink = { ifname, mac: socket.mac, maxSectors: sectorsPerFrame(socket.mtu), send: (frame, recycle) => outbox.push(frame, sent(frame, recycle)) };
     const port: Port = { socket, link, targets: new Map() };
     socket.onFrame((frame) => this.receive(port, frame));
     socket.onError?.((err) => this.o.log.warn({ ifname, err }, 'AoE receive error'));
