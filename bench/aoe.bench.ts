@@ -6,6 +6,8 @@
  * and the initiator's retransmissions. Every run's data is checked (SHA-256) against the file.
  *
  * Usage: node dist/bench/aoe.bench.js [--runs N] [--size-mib N] [--mtu 1500|9000] [--random] [--cold] [--window N]
+ *   --no-boot: skip the second part, the iPXE boot time over AoE, ours vs vblade with the same
+ *   DHCP/TFTP/HTTP/RA (bench/aoe-boot-time.ts, ~30 s);
  *   --window: most commands the initiator keeps in flight (default 64; each target's buffer
  *   count caps it: vblade advertises 16);
  *   --random: every command-sized piece once in a random order, as many in flight as the
@@ -23,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { AoeInitiator } from '../src/clients/aoe/aoe-initiator.js';
 import { createNamespace, createVethPair, deleteNamespace, ipIn } from '../src/lab/netns.js';
 import { cpuSeconds, median, waitForLine } from './bench-support.js';
+import { aoeBootTimes } from './aoe-boot-time.js';
 
 const NS_SERVER = 'da-bsrv';
 const NS_CLIENT = 'da-bcli';
@@ -190,6 +193,7 @@ async function main(): Promise<void> {
     for (const ns of [NS_SERVER, NS_CLIENT]) await deleteNamespace(ns);
     rmSync(dir, { recursive: true, force: true });
   }
+  if (!args.includes('--no-boot')) process.stdout.write(`\n${await aoeBootTimes(runs)}\n`);
 }
 
 await main();
