@@ -6,6 +6,8 @@
  * and the initiator's retransmissions. Every run's data is checked (SHA-256) against the file.
  *
  * Usage: node dist/bench/aoe.bench.js [--runs N] [--size-mib N] [--mtu 1500|9000] [--random] [--cold] [--window N]
+ *   --file PATH: serve this existing file instead of a new random one (e.g. a file in a
+ *   zfs-fuse dataset, where every read is a FUSE round trip);
  *   --no-boot: skip the second part, the iPXE boot time over AoE, ours vs vblade with the same
  *   DHCP/TFTP/HTTP/RA (bench/aoe-boot-time.ts, ~30 s);
  *   --window: most commands the initiator keeps in flight (default 64; each target's buffer
@@ -133,11 +135,14 @@ async function main(): Promise<void> {
   const cold = args.includes('--cold');
   const window = opt('--window', 64);
   const dir = mkdtempSync(join(tmpdir(), 'bench-aoe-'));
-  const file = join(dir, 'disk.img');
-  const fd = openSync(file, 'w');
-  const block = Buffer.allocUnsafe(CHUNK);
-  for (let i = 0; i < (sizeMiB * 1024 * 1024) / CHUNK; i++) writeSync(fd, randomFillSync(block));
-  closeSync(fd);
+  const given = args.indexOf('--file');
+  const file = given >= 0 ? args[given + 1]! : join(dir, 'disk.img');
+  if (given < 0) {
+    const fd = openSync(file, 'w');
+    const block = Buffer.allocUnsafe(CHUNK);
+    for (let i = 0; i < (sizeMiB * 1024 * 1024) / CHUNK; i++) writeSync(fd, randomFillSync(block));
+    closeSync(fd);
+  }
   const expected = createHash('sha256').update(readFileSync(file)).digest('hex');
   for (const ns of [NS_SERVER, NS_CLIENT]) await deleteNamespace(ns);
   await createNamespace(NS_SERVER);
@@ -145,7 +150,7 @@ async function main(): Promise<void> {
   await createVethPair(VETH_SERVER, VETH_CLIENT, NS_SERVER, NS_CLIENT);
   await ipIn(NS_SERVER, 'link', 'set', VETH_SERVER, 'mtu', String(mtu));
   await ipIn(NS_CLIENT, 'link', 'set', VETH_CLIENT, 'mtu', String(mtu));
-  process.stdout.write(`bench:aoe: ${sizeMiB} MiB file, veth MTU ${mtu}, ${runs} run(s) each, alternating; our initiator reads the whole device ${pattern === 'random' ? 'in random order' : 'in order'}${cold ? ', the file dropped from the page cache before each run' : ', from the page cache'}\n`);
+  process.stdout.write(`bench:aoe: ${given >= 0 ? file : `${sizeMiB} MiB file`}, veth MTU ${mtu}, ${runs} run(s) each, alternating; our initiator reads the whole device ${pattern === 'random' ? 'in random order' : 'in order'}${cold ? ', the file dropped from the page cache before each run' : ', from the page cache'}\n`);
   const results: Record<'ours' | 'vblade', { mbps: number[]; cpu: number[]; retransmits: number[]; window: number; spc: number }> = {
     ours: { mbps: [], cpu: [], retransmits: [], window: 0, spc: 0 },
     vblade: { mbps: [], cpu: [], retransmits: [], window: 0, spc: 0 },
