@@ -9,8 +9,8 @@ import { sectorsPerFrame } from '../services/aoe/aoe-link.js';
 import { interfaceInfo } from '../net/open-raw-socket.js';
 import type { StorageChoice } from '../control/storage-choice.js';
 import { macToString } from '../wire/ethernet/ethernet-frame.js';
-import { addStorageOptions, assertPoolExists, namesStorage, storageChoiceFromFlags, type StorageFlags } from './volume-driver.js';
-import { openExport, usage } from './export-command.js';
+import { addStorageOptions, type StorageFlags } from './volume-driver.js';
+import { exportStorage, openExport, untilSignal, usage } from './export-command.js';
 
 /** Everything `diskless export aoe` needs, parsed and checked. */
 export interface ExportAoeOptions {
@@ -130,26 +130,8 @@ export function registerExportAoe(exp: Command): void {
     .option('--state <file>', 'keep the config string, mask and reserve lists in this JSON file (default: FILE.aoe.json for a regular file; memory only for a volume)')
     .option('--log-level <level>', 'log level on stderr', 'warn');
   addStorageOptions(aoe, false).action(async (file: string, flags: StorageFlags & RawFlags, cmd: Command) => {
-    let options = parseExportAoeOptions(file, flags);
-    if (namesStorage(flags)) {
-      if (cmd.getOptionValueSource('blockSize') !== 'default') usage('--block-size', flags.blockSize, 'no --block-size with --pool or --zfs: a volume keeps the block size it was created with');
-      const storage = await storageChoiceFromFlags(flags);
-      await assertPoolExists(storage, flags);
-      options = { ...options, storage };
-    } else {
-      for (const [option, value] of [['--mirror', flags.mirror], ['--capacity', flags.capacity]] as const) {
-        if (value !== undefined) usage(option, value, `${option} together with --pool DIR (serving a volume of that pool)`);
-      }
-    }
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
-      await exportAoe(options, controller.signal);
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    const options = parseExportAoeOptions(file, flags);
+    const storage = await exportStorage(flags, cmd);
+    await untilSignal((signal) => exportAoe(storage ? { ...options, storage } : options, signal));
   });
 }

@@ -233,6 +233,38 @@ export async function exportIscsi(o: ExportIscsiOptions, signal: AbortSignal, ou
   }
 }
 
+/**
+ * The storage an `export` command line names (`--pool`, `--zfs`: its argument is a volume), or
+ * undefined for a FILE, after the checks both `export` commands make: no `--block-size` with a
+ * volume (it has its own), no `--mirror`/`--capacity` without `--pool`.
+ */
+export async function exportStorage(flags: StorageFlags & { blockSize: string }, cmd: Command): Promise<StorageChoice | undefined> {
+  if (namesStorage(flags)) {
+    if (cmd.getOptionValueSource('blockSize') !== 'default') usage('--block-size', flags.blockSize, 'no --block-size with --pool or --zfs: a volume keeps the block size it was created with');
+    const storage = await storageChoiceFromFlags(flags);
+    await assertPoolExists(storage, flags);
+    return storage;
+  }
+  for (const [option, value] of [['--mirror', flags.mirror], ['--capacity', flags.capacity]] as const) {
+    if (value !== undefined) usage(option, value, `${option} together with --pool DIR (serving a volume of that pool)`);
+  }
+  return undefined;
+}
+
+/** Runs `serve` until SIGINT or SIGTERM aborts its signal (the foreground `export` commands). */
+export async function untilSignal(serve: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await serve(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 /** Registers `diskless export iscsi FILE|VOLUME ...`. */
 export function registerExportCommand(program: Command): void {
   const exp = program.command('export').description('serve one file, block device or volume on its own, without the boot servers');
@@ -253,27 +285,8 @@ export function registerExportCommand(program: Command): void {
   addStorageOptions(iscsi, false).action(
     async (file: string, opts: StorageFlags & { iqn?: string; listen?: string; lun: string; chap?: string; mutual?: string; readOnly: boolean; blockSize: string; logLevel: string; reservations?: string }, cmd: Command) => {
       const parsed = parseExportOptions(file, opts);
-      let options = parsed;
-      if (namesStorage(opts)) {
-        if (cmd.getOptionValueSource('blockSize') !== 'default') usage('--block-size', opts.blockSize, 'no --block-size with --pool or --zfs: a volume keeps the block size it was created with');
-        const storage = await storageChoiceFromFlags(opts);
-        await assertPoolExists(storage, opts);
-        options = { ...parsed, storage };
-      } else {
-        for (const [option, value] of [['--mirror', opts.mirror], ['--capacity', opts.capacity]] as const) {
-          if (value !== undefined) usage(option, value, `${option} together with --pool DIR (serving a volume of that pool)`);
-        }
-      }
-      const controller = new AbortController();
-      const onSignal = () => controller.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
-        await exportIscsi(options, controller.signal);
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      const storage = await exportStorage(opts, cmd);
+      await untilSignal((signal) => exportIscsi(storage ? { ...parsed, storage } : parsed, signal));
     },
   );
 }
