@@ -16,6 +16,7 @@ import { DEFAULT_AOE_DISCOVER_MS, DEFAULT_AOE_MAX_OUTSTANDING, DEFAULT_AOE_TIMEO
 import { macToBuffer, macToString } from '../wire/ethernet/ethernet-frame.js';
 import { SECTOR_SIZE } from '../wire/aoe/ata-command.js';
 import { usageError } from './volume-format.js';
+import { parseInteger, parseMac } from './option-values.js';
 
 /** Bytes per read or write call the CLI issues; several are in flight so the window never drains between them. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -34,12 +35,9 @@ export function parseAoeAddress(value: string): { shelf: number; slot: number } 
   return { shelf, slot };
 }
 
-/** `MAC,MAC,…`: each six hex pairs separated by `:` or `-` (or none). */
+/** `MAC,MAC,…` (see parseMac). */
 export function parseMacList(option: string, value: string): Buffer[] {
-  const allowed = 'comma-separated MAC addresses, e.g. 52:54:00:12:34:56,52:54:00:12:34:57';
-  const macs = value.split(',').map((m) => m.trim());
-  for (const mac of macs) if (!/^[0-9a-f]{2}([:-]?[0-9a-f]{2}){5}$/i.test(mac)) throw usageError(`option ${option}`, value, allowed, `${JSON.stringify(mac)} is not a MAC address`);
-  return macs.map((m) => macToBuffer(m.toLowerCase()));
+  return value.split(',').map((m) => macToBuffer(parseMac(option, m)));
 }
 
 /** A byte count with an optional K/M/G/T suffix (binary), optionally a multiple of `multiple`. */
@@ -53,12 +51,6 @@ export function parseBytes(option: string, value: string, multiple = 1): number 
   }
   if (bytes % multiple !== 0) throw usageError(`option ${option}`, value, allowed, `not a multiple of ${multiple}`);
   return bytes;
-}
-
-/** An integer option in [min, max]. */
-export function parseInteger(option: string, value: string, min: number, max: number): number {
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw usageError(`option ${option}`, value, `an integer ${min}-${max}`);
-  return Number(value);
 }
 
 interface CommonFlags {

@@ -10,7 +10,8 @@ import { CLI, runCli } from '../../test/support/run-cli.js';
 import { startRawPeer } from '../../test/support/raw-peer-client.js';
 import { decodeAoeFrame } from '../wire/aoe/aoe-frame.js';
 import { EtherType } from '../wire/ethernet/ethernet-frame.js';
-import { parseExportAoeOptions, parseMac } from './export-aoe-command.js';
+import { parseExportAoeOptions } from './export-aoe-command.js';
+import { parseMac } from './option-values.js';
 
 const flags = { readOnly: false, blockSize: '512', sync: false, bufferCount: '64', logLevel: 'warn' };
 

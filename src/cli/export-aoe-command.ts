@@ -11,6 +11,7 @@ import type { StorageChoice } from '../control/storage-choice.js';
 import { macToString } from '../wire/ethernet/ethernet-frame.js';
 import { addStorageOptions, type StorageFlags } from './volume-driver.js';
 import { exportStorage, openExport, untilSignal, usage } from './export-command.js';
+import { parseInteger, parseMac } from './option-values.js';
 
 /** Everything `diskless export aoe` needs, parsed and checked. */
 export interface ExportAoeOptions {
@@ -40,22 +41,6 @@ interface RawFlags {
   bufferCount: string;
   state?: string;
   logLevel: string;
-}
-
-/** "52:54:00:12:34:56", "52-54-00-12-34-56" or "525400123456" → canonical lower-case text; a unicast address only (a frame's source never is multicast). */
-export function parseMac(option: string, value: string): string {
-  const hex = value.trim().toLowerCase().replace(/[:-]/g, '');
-  const allowed = 'MAC addresses like 52:54:00:12:34:56, comma-separated, unicast';
-  if (!/^[0-9a-f]{12}$/.test(hex) || !/^([0-9a-f]{2}[:-]?){5}[0-9a-f]{2}$/i.test(value.trim())) return usage(option, value, allowed);
-  const mac = Buffer.from(hex, 'hex');
-  if ((mac[0]! & 1) !== 0) return usage(option, value, allowed, 'a multicast or broadcast address never sends requests');
-  return macToString(mac);
-}
-
-function parseInteger(option: string, value: string | undefined, min: number, max: number, required = true): number {
-  if (value === undefined) return required ? usage(option, '', `an integer ${min}-${max}; the option is required`) : min;
-  if (!/^\d{1,6}$/.test(value) || Number(value) < min || Number(value) > max) return usage(option, value, `an integer ${min}-${max}`);
-  return Number(value);
 }
 
 /** Checks the command line; throws USAGE naming the first bad option. */

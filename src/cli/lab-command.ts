@@ -12,6 +12,7 @@ import { LAB_DEMO_MAC, labConfigDocument, labOptionsFromConfig, writeLabConfig }
 import { runBoot, type BootRun } from '../lab/run-boot.js';
 import { CLI_MAIN, expectedPorts, waitListening } from '../lab/serve-stack.js';
 import { TIMELINE_HEADER, formatTimelineRow } from '../lab/timeline-table.js';
+import { parseMac } from './option-values.js';
 
 /** Name of the server process in the lab state directory (`serve.pid`, `serve.log`). */
 const SERVE = 'serve';
@@ -157,13 +158,6 @@ function lastStage(run: BootRun): string {
   return run.events.filter((e) => e.stage !== BootStage.Failure).at(-1)?.stage ?? BootStage.PowerOn;
 }
 
-export function parseMac(value: string): string {
-  if (!/^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i.test(value)) {
-    throw new DisklessError('USAGE', `option --mac: value ${JSON.stringify(value)} is not allowed; allowed: a MAC like 52:54:00:12:34:56`, { field: '--mac', value, allowed: 'xx:xx:xx:xx:xx:xx' });
-  }
-  return value.toLowerCase().replace(/-/g, ':');
-}
-
 export function parseTimeout(value: string): number {
   const s = Number(value);
   if (!Number.isFinite(s) || s <= 0 || s > 3600) {
@@ -208,7 +202,7 @@ export function registerLabCommand(program: Command): void {
       try {
         await labBoot({
           namespace: opts.namespace,
-          mac: parseMac(opts.mac),
+          mac: parseMac('--mac', opts.mac),
           uefi: opts.uefi || opts.nativePxe,
           nativePxe: opts.nativePxe,
           timeoutMs: parseTimeout(opts.timeout),

@@ -4,7 +4,8 @@ import { DisklessError } from '../errors/index.js';
 import { LAB_DEFAULTS } from '../lab/lab.js';
 import { processAlive } from '../store/process-alive.js';
 import { LAB_DEMO_MAC } from '../lab/lab-config.js';
-import { labBoot, labUp, parseMac, parseTimeout } from './lab-command.js';
+import { labBoot, labUp, parseTimeout } from './lab-command.js';
+import { parseMac } from './option-values.js';
 
 /** Options of `up`. */
 export interface UpOptions {
@@ -92,7 +93,7 @@ export function registerUpCommand(program: Command): void {
       await up({
         namespace: opts.namespace,
         ...(opts.config === undefined ? {} : { config: opts.config }),
-        mac: parseMac(opts.mac),
+        mac: parseMac('--mac', opts.mac),
         timeoutMs: parseTimeout(opts.timeout),
         once: opts.once,
       });
