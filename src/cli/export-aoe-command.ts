@@ -5,7 +5,7 @@ import { createLogger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
 import { AoeServer, AOE_SERVER_DEFAULTS } from '../services/aoe/aoe-server.js';
 import { FileAoeStateStore, MemoryAoeStateStore } from '../services/aoe/aoe-state-store.js';
-import { sectorsPerFrame } from '../services/aoe/aoe-link.js';
+import { sectorsPerFrame } from '../wire/aoe/ata-command.js';
 import { interfaceInfo } from '../net/open-raw-socket.js';
 import type { StorageChoice } from '../control/storage-choice.js';
 import { macToString } from '../wire/ethernet/ethernet-frame.js';

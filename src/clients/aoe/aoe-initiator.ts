@@ -8,14 +8,14 @@
  */
 import { randomInt } from 'node:crypto';
 import { DisklessError, isDisklessError } from '../../errors/index.js';
-import { bpf, BpfClass, BpfOp, BpfSource, loadAbsolute, ret, BPF_ACCEPT_ALL } from '../../net/bpf.js';
+import { aoeFilter } from '../../net/aoe-filter.js';
 import { openRawSocket } from '../../net/open-raw-socket.js';
 import { FrameOutbox } from '../../net/frame-outbox.js';
 import type { RawSocket } from '../../net/raw-socket.js';
 import { BROADCAST_MAC, EtherType } from '../../wire/ethernet/ethernet-frame.js';
 import { AOE_BROADCAST_SHELF, AOE_BROADCAST_SLOT, AOE_HEADER_LENGTH, AoeCommand, AoeFlag, decodeAoeHeader } from '../../wire/aoe/aoe-header.js';
 import { AOE_ARG_OFFSET, AOE_ATA_DATA_OFFSET, AOE_OFFSET } from '../../wire/aoe/aoe-frame.js';
-import { ATA_HEADER_LENGTH, AtaFlag, AtaOpcode, SECTOR_SIZE, decodeAtaArg } from '../../wire/aoe/ata-command.js';
+import { ATA_HEADER_LENGTH, AtaFlag, AtaOpcode, SECTOR_SIZE, decodeAtaArg, sectorsPerFrame } from '../../wire/aoe/ata-command.js';
 import { MaskCommand, MaskDirective, decodeMacMaskList, encodeMacMaskList, type MaskDirectiveEntry } from '../../wire/aoe/mac-mask-list.js';
 import { ConfigCommand, MAX_CONFIG_STRING } from '../../wire/aoe/query-config.js';
 import { ReserveCommand, decodeReserveRelease, encodeReserveRelease } from '../../wire/aoe/reserve-release.js';
@@ -43,13 +43,6 @@ const LBA48_LIMIT = 2 ** 48;
 /** Largest frame the initiator writes: an ATA header and 255 sectors, or a 1024-byte config string. */
 const SCRATCH_BYTES = AOE_ATA_DATA_OFFSET + MAX_SECTOR_COUNT * SECTOR_SIZE;
 
-/** Only AoE responses (the R flag in the Ver/Flags byte) reach JS: ldb [14]; jset #R; accept; drop. */
-const RESPONSE_FILTER = [
-  loadAbsolute('b', AOE_OFFSET),
-  bpf(BpfClass.jmp | BpfOp.jset | BpfSource.k, 0, 1, AoeFlag.response),
-  ret(BPF_ACCEPT_ALL),
-  ret(0),
-] as const;
 
 /** Throws AOE_INVALID_REQUEST unless `value` is an integer in [min, max]. */
 function checkInteger(field: string, value: number, min: number, max: number): void {
@@ -94,7 +87,7 @@ export class AoeInitiator {
     checkInteger('maxOutstanding', this.maxOutstanding, 1, 65535);
     if (options.maxSectorsPerCommand !== undefined) checkInteger('maxSectorsPerCommand', options.maxSectorsPerCommand, 1, MAX_SECTOR_COUNT);
     const open = options.openSocket ?? openRawSocket;
-    this.socket = open({ ifname: options.ifname, etherType: EtherType.aoe, filter: RESPONSE_FILTER });
+    this.socket = open({ ifname: options.ifname, etherType: EtherType.aoe, filter: aoeFilter('responses') });
     this.mac = this.socket.mac;
     this.outbox = new FrameOutbox(this.socket);
     this.mtu = this.socket.mtu;
@@ -147,7 +140,7 @@ export class AoeInitiator {
     this.connected ??= (async () => {
       const target = await this.locate();
       const identity = await this.identify();
-      const fit = Math.floor((this.mtu - AOE_HEADER_LENGTH - ATA_HEADER_LENGTH) / SECTOR_SIZE);
+      const fit = sectorsPerFrame(this.mtu);
       const sectorsPerCommand = Math.min(target.sectorCount === 0 ? FALLBACK_SECTORS_PER_COMMAND : target.sectorCount, fit, this.options.maxSectorsPerCommand ?? MAX_SECTOR_COUNT);
       if (sectorsPerCommand < 1) {
         throw new DisklessError('AOE_INVALID_REQUEST', `AoE initiator: interface ${this.options.ifname} has MTU ${this.mtu}, too small for one sector; allowed at least ${AOE_HEADER_LENGTH + ATA_HEADER_LENGTH + SECTOR_SIZE}`, {

@@ -1,7 +1,7 @@
 import { DisklessError, isDisklessError } from '../../errors/index.js';
 import type { Logger } from '../../observe/logger.js';
 import type { Metrics } from '../../observe/metrics.js';
-import { BPF_ACCEPT_ALL, BpfClass, BpfOp, BpfSource, bpf, jumpIfEqual, loadAbsolute, ret, type BpfProgram } from '../../net/bpf.js';
+import { aoeFilter } from '../../net/aoe-filter.js';
 import { openRawSocket } from '../../net/open-raw-socket.js';
 import { FrameOutbox } from '../../net/frame-outbox.js';
 import type { RawSocket, RawSocketOptions } from '../../net/raw-socket.js';
@@ -10,7 +10,8 @@ import { EtherType } from '../../wire/ethernet/ethernet-frame.js';
 import { AOE_BROADCAST_SHELF, AOE_BROADCAST_SLOT, AoeCommand, AoeFlag } from '../../wire/aoe/aoe-header.js';
 import { AOE_OFFSET, decodeAoeFrame } from '../../wire/aoe/aoe-frame.js';
 import type { Service } from '../service.js';
-import { sectorsPerFrame, type AoeLink } from './aoe-link.js';
+import type { AoeLink } from './aoe-link.js';
+import { sectorsPerFrame } from '../../wire/aoe/ata-command.js';
 import type { AoeStateStore } from './aoe-state-store.js';
 import { AoeTarget } from './aoe-target.js';
 
@@ -56,18 +57,6 @@ export const AOE_SERVER_DEFAULTS = {
   /** Room for every buffer's answer in flight (64 × 8.7 KiB jumbo answers is ~560 KiB, over the ~208 KiB default). */
   sendBufferBytes: 8 * 1024 * 1024,
 } as const;
-
-/** Kernel filter: AoE frames without the response flag (our own answers and other targets' never reach JS). */
-export function aoeRequestFilter(): BpfProgram {
-  return [
-    loadAbsolute('h', 12),
-    jumpIfEqual(EtherType.aoe, 0, 3),
-    loadAbsolute('b', AOE_OFFSET),
-    bpf(BpfClass.jmp | BpfOp.jset | BpfSource.k, 1, 0, AoeFlag.response),
-    ret(BPF_ACCEPT_ALL),
-    ret(0),
-  ];
-}
 
 /** One interface: its socket and the targets served on it by shelf.slot. */
 interface Port {
@@ -173,7 +162,7 @@ export class AoeServer implements Service {
     const existing = this.ports.get(ifname);
     if (existing) return existing;
     if (!this.running) throw new DisklessError('AOE_TARGET_CONFLICT', `cannot serve AoE on ${ifname}: the server is stopped`, { ifname });
-    const socket = (this.o.openSocket ?? openRawSocket)({ ifname, etherType: EtherType.aoe, filter: aoeRequestFilter(), receiveBufferBytes: AOE_SERVER_DEFAULTS.receiveBufferBytes, sendBufferBytes: AOE_SERVER_DEFAULTS.sendBufferBytes });
+    const socket = (this.o.openSocket ?? openRawSocket)({ ifname, etherType: EtherType.aoe, filter: aoeFilter('requests'), receiveBufferBytes: AOE_SERVER_DEFAULTS.receiveBufferBytes, sendBufferBytes: AOE_SERVER_DEFAULTS.sendBufferBytes });
     const outbox = new FrameOutbox(socket);
     const sent = (frame: Buffer, recycle: { give(frame: Buffer): void } | undefined) => (err?: unknown) => {
       if (err !== undefined) {

@@ -25,10 +25,6 @@ export class TagLedger {
     return this.running.has(key);
   }
 
-  get runningCount(): number {
-    return this.running.size;
-  }
-
   begin(key: string): void {
     this.running.add(key);
   }

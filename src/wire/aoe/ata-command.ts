@@ -1,5 +1,5 @@
 import { DisklessError } from '../../errors/index.js';
-import { checkField } from './aoe-header.js';
+import { AOE_HEADER_LENGTH, checkField } from './aoe-header.js';
 
 /**
  * The argument of an AoE ATA command (AoE r11 §3), after the AoE header:
@@ -115,4 +115,9 @@ export function writeAtaHeader(arg: Omit<AtaArg, 'data'>, out: Buffer, offset = 
   out.writeUIntLE(arg.lba, offset + 4, 6);
   out[offset + 10] = 0;
   out[offset + 11] = 0;
+}
+
+/** Most sectors one ATA command carries on a link of this MTU: AoE and ATA headers, then whole sectors (1500 → 2, 9000 → 17), at most 255. */
+export function sectorsPerFrame(mtu: number): number {
+  return Math.max(0, Math.min(255, Math.floor((mtu - AOE_HEADER_LENGTH - ATA_HEADER_LENGTH) / SECTOR_SIZE)));
 }
