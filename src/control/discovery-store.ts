@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import { writeFileDurably } from '../store/write-file-durably.js';
 import { dirname } from 'node:path';
 import { DisklessError } from '../errors/index.js';
 import type { Logger } from '../observe/logger.js';
@@ -153,19 +154,10 @@ export class DiscoveryStore {
 
   private async writeFile(machines: DiscoveredMachine[]): Promise<void> {
     const { file } = this.options;
-    const tmp = `${file}.tmp-${process.pid}`;
     try {
       await mkdir(dirname(file), { recursive: true });
-      const handle = await open(tmp, 'w', 0o644);
-      try {
-        await handle.writeFile(JSON.stringify({ version: DISCOVERY_FILE_VERSION, machines }, null, 2) + '\n');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, file);
+      await writeFileDurably(file, JSON.stringify({ version: DISCOVERY_FILE_VERSION, machines }, null, 2) + '\n', 0o644);
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
       throw new DisklessError('DISCOVERY_STORE_FAILED', `cannot write ${file}: ${(err as Error).message}`, { file }, { cause: err });
     }
   }

@@ -1,4 +1,5 @@
-import { open, readFile, rename, mkdir, unlink } from 'node:fs/promises';
+import { readFile, mkdir } from 'node:fs/promises';
+import { writeFileDurably } from '../../store/write-file-durably.js';
 import { join } from 'node:path';
 import { DisklessError } from '../../errors/index.js';
 import type { DeclinedAddress, Lease, LeaseSnapshot } from './lease-table.js';
@@ -111,26 +112,7 @@ export class LeaseStore {
   private async write(snapshot: LeaseSnapshot): Promise<void> {
     const dir = join(this.path, '..');
     await mkdir(dir, { recursive: true });
-    const tmp = `${this.path}.${process.pid}.tmp`;
     const body: LeaseFile = { version: LEASE_FILE_VERSION, leases: snapshot.leases, declined: snapshot.declined };
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(JSON.stringify(body, null, 1) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, this.path);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await writeFileDurably(this.path, JSON.stringify(body, null, 1) + '\n', 0o644);
   }
 }

@@ -7,7 +7,8 @@
  * to a temporary name, synced and renamed over the old one (atomic), before the command
  * that changed it completes. Only LU scope; no SPEC_I_PT, ALL_TG_PT or REGISTER AND MOVE.
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeFileDurably } from '../../store/write-file-durably.js';
 import { DisklessError } from '../../errors/index.js';
 import { Asc, SenseKey } from '../../wire/scsi/scsi-constants.js';
 import { checkCondition } from '../../wire/scsi/sense.js';
@@ -260,17 +261,7 @@ export class PersistentReservations {
       reservation: this.reservation,
     };
     const text = `${JSON.stringify(data, null, 2)}\n`;
-    const next = this.saving.then(async () => {
-      const tmp = `${file}.tmp-${process.pid}`;
-      const fh = await open(tmp, 'w', 0o600);
-      try {
-        await fh.writeFile(text);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, file);
-    });
+    const next = this.saving.then(() => writeFileDurably(file, text, 0o600));
     this.saving = next.catch(() => undefined);
     return next.catch((err: unknown) => {
       throw new DisklessError('ISCSI_RESERVATIONS_FILE', `cannot save persistent reservations ${file}: ${(err as Error).message}`, { file }, { cause: err });
