@@ -634,6 +634,7 @@ static napi_value init(napi_env env, napi_value exports) {
   block_io_init(env, exports);
   verified_read_init(env, exports);
   { napi_value block_alloc_init(napi_env, napi_value); block_alloc_init(env, exports); } /* punchHole, punchHoleSync, preallocate, seekData, seekHole (block_alloc.c) */
+  { napi_value direct_io_init(napi_env, napi_value); direct_io_init(env, exports); } /* directIoAlignment, alignedBuffer (direct_io.c) */
   return udp_transfer_init(env, exports);
 }
 

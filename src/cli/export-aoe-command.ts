@@ -24,6 +24,8 @@ export interface ExportAoeOptions {
   readonly readOnly: boolean;
   readonly blockSize: number;
   readonly syncWrites: boolean;
+  /** Read and write FILE with O_DIRECT (like vblade -d). */
+  readonly direct: boolean;
   readonly bufferCount: number;
   /** Where the config string, mask and reserve lists are kept; default `<FILE>.aoe.json` for a regular file, memory only for a volume. */
   readonly state?: string;
@@ -38,6 +40,7 @@ interface RawFlags {
   readOnly: boolean;
   blockSize: string;
   sync: boolean;
+  direct: boolean;
   bufferCount: string;
   state?: string;
   logLevel: string;
@@ -57,7 +60,7 @@ export function parseExportAoeOptions(file: string, f: RawFlags): ExportAoeOptio
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
   if (!levels.includes(f.logLevel)) usage('--log-level', f.logLevel, levels.join(', '));
   if (f.state === '') usage('--state', '', 'a file path');
-  return { file, interfaces, shelf, slot, allow, readOnly: f.readOnly, blockSize: Number(f.blockSize), syncWrites: f.sync, bufferCount, ...(f.state === undefined ? {} : { state: f.state }), logLevel: f.logLevel as LevelWithSilent };
+  return { file, interfaces, shelf, slot, allow, readOnly: f.readOnly, blockSize: Number(f.blockSize), syncWrites: f.sync, direct: f.direct, bufferCount, ...(f.state === undefined ? {} : { state: f.state }), logLevel: f.logLevel as LevelWithSilent };
 }
 
 /**
@@ -67,7 +70,7 @@ export function parseExportAoeOptions(file: string, f: RawFlags): ExportAoeOptio
 export async function exportAoe(o: ExportAoeOptions, signal: AbortSignal, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const log = createLogger({ level: o.logLevel });
   for (const ifname of o.interfaces) interfaceInfo(ifname); // a missing interface fails before anything is opened
-  const opened = await openExport({ file: o.file, readOnly: o.readOnly, blockSize: o.blockSize, ...(o.storage ? { storage: o.storage } : {}) }, log);
+  const opened = await openExport({ file: o.file, readOnly: o.readOnly, blockSize: o.blockSize, direct: o.direct, ...(o.storage ? { storage: o.storage } : {}) }, log);
   const { device } = opened;
   const statePath = o.state ?? (o.storage === undefined && (await stat(o.file)).isFile() ? `${o.file}.aoe.json` : undefined);
   const server = new AoeServer({ bufferCount: o.bufferCount, log, metrics: new Metrics() });
@@ -83,7 +86,7 @@ export async function exportAoe(o: ExportAoeOptions, signal: AbortSignal, out: N
       state: statePath === undefined ? new MemoryAoeStateStore() : new FileAoeStateStore(statePath),
       syncWrites: o.syncWrites,
     });
-    out.write(`exporting ${opened.label} (${device.size} bytes, ${device.blockSize}-byte blocks${opened.readOnly ? ', read-only' : ''}${o.syncWrites ? ', synchronous writes' : ''}) as e${o.shelf}.${o.slot}, ${o.bufferCount} buffers${o.allow.length ? `, mask list ${o.allow.join(',')}` : ''}${statePath ? `, state ${statePath}` : ''}\n`);
+    out.write(`exporting ${opened.label} (${device.size} bytes, ${device.blockSize}-byte blocks${opened.readOnly ? ', read-only' : ''}${o.syncWrites ? ', synchronous writes' : ''}${o.direct ? ', direct I/O' : ''}) as e${o.shelf}.${o.slot}, ${o.bufferCount} buffers${o.allow.length ? `, mask list ${o.allow.join(',')}` : ''}${statePath ? `, state ${statePath}` : ''}\n`);
     for (const ifname of o.interfaces) {
       const info = interfaceInfo(ifname);
       out.write(`serving e${o.shelf}.${o.slot} on ${ifname} (${macToString(info.mac)}, MTU ${info.mtu}, ${sectorsPerFrame(info.mtu)} sectors per frame)\n`);
@@ -111,6 +114,7 @@ export function registerExportAoe(exp: Command): void {
     .option('--read-only', 'refuse writes (ATA ABRT)', false)
     .option('--block-size <bytes>', 'logical block size of a FILE, 512 or 4096 (a volume has its own); AoE always addresses 512-byte sectors', '512')
     .option('--sync', 'make every write durable before answering it (default: durable at FLUSH CACHE, like a drive with its write cache on)', false)
+    .option('--direct', 'read and write FILE with O_DIRECT, past the page cache (like vblade -d); the block size becomes at least the file system\'s direct I/O alignment', false)
     .option('--buffer-count <n>', 'requests executed at once, advertised to initiators', String(AOE_SERVER_DEFAULTS.bufferCount))
     .option('--state <file>', 'keep the config string, mask and reserve lists in this JSON file (default: FILE.aoe.json for a regular file; memory only for a volume)')
     .option('--log-level <level>', 'log level on stderr', 'warn');

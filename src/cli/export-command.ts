@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { constants as fsc } from 'node:fs';
-import { open, readFile, realpath, stat } from 'node:fs/promises';
+import { open, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { isIP } from 'node:net';
 import type { LevelWithSilent } from 'pino';
@@ -11,6 +11,8 @@ import { IscsiServer } from '../services/iscsi/iscsi-server.js';
 import { StaticTargetResolver } from '../services/iscsi/static-target-resolver.js';
 import type { ChapCredentials } from '../services/iscsi/target-resolver.js';
 import { FileBlockDevice, type WarnLog } from '../store/file/file-block-device.js';
+import { DirectFileBlockDevice } from '../store/file/direct-file-block-device.js';
+import { directIo, type DirectIo, type DirectIoAlignment } from '../store/file/direct-io.js';
 import { attachReservationFile } from '../services/iscsi/unit-state.js';
 import type { BlockDevice } from '../store/block-device.js';
 import type { StorageDriver } from '../store/storage-driver.js';
@@ -134,9 +136,12 @@ async function deviceSize(file: string): Promise<number> {
 
 /**
  * Opens FILE as a block device: the whole file, rounded down to whole blocks. A missing file,
- * an empty one or one smaller than a block is a USAGE error naming it.
+ * an empty one or one smaller than a block is a USAGE error naming it. With `direct`, reads
+ * and writes use O_DIRECT (DirectFileBlockDevice) and the block size is raised to the file's
+ * direct I/O alignment when that is larger; a file system without direct I/O is a USAGE
+ * error naming --direct.
  */
-export async function openExportDevice(file: string, readOnly: boolean, blockSize: number, log?: WarnLog): Promise<FileBlockDevice> {
+export async function openExportDevice(file: string, readOnly: boolean, blockSize: number, log?: WarnLog, direct = false): Promise<BlockDevice> {
   let size: number;
   try {
     size = await deviceSize(file);
@@ -144,15 +149,63 @@ export async function openExportDevice(file: string, readOnly: boolean, blockSiz
     if (err instanceof DisklessError) throw err;
     throw new DisklessError('USAGE', `argument FILE: ${JSON.stringify(file)} is not allowed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); allowed: an existing regular file or block device`, { field: 'FILE', value: file, allowed: 'existing file' }, { cause: err });
   }
-  const usable = Math.floor(size / blockSize) * blockSize;
-  if (usable === 0) throw new DisklessError('USAGE', `argument FILE: ${JSON.stringify(file)} is not allowed (${size} bytes); allowed: at least one ${blockSize}-byte block`, { field: 'FILE', value: file, allowed: `>= ${blockSize} bytes` });
-  let handle;
+  const opened = direct ? await openDirect(file, readOnly) : undefined;
   try {
-    handle = await open(file, readOnly ? fsc.O_RDONLY : fsc.O_RDWR);
+    if (opened) blockSize = Math.max(blockSize, opened.alignment.offset);
+    const usable = Math.floor(size / blockSize) * blockSize;
+    if (usable === 0) throw new DisklessError('USAGE', `argument FILE: ${JSON.stringify(file)} is not allowed (${size} bytes); allowed: at least one ${blockSize}-byte block`, { field: 'FILE', value: file, allowed: `>= ${blockSize} bytes` });
+    const handle = await openFile(file, readOnly);
+    const device = new FileBlockDevice(handle, usable, blockSize, readOnly, file, log ? { log } : {}); // log: why unmap (thin provisioning) is off, if it is
+    return opened ? new DirectFileBlockDevice(opened.handle, device, opened.alignment, opened.io) : device;
   } catch (err) {
-    throw new DisklessError('USAGE', `argument FILE: cannot open ${JSON.stringify(file)} ${readOnly ? 'read-only' : 'read-write'} (${(err as NodeJS.ErrnoException).code ?? ''}); allowed: a file this user can ${readOnly ? 'read' : 'read and write (or pass --read-only)'}`, { field: 'FILE', value: file, allowed: 'accessible file' }, { cause: err });
+    await opened?.handle.close();
+    throw err;
   }
-  return new FileBlockDevice(handle, usable, blockSize, readOnly, file, log ? { log } : {}); // log: why unmap (thin provisioning) is off, if it is
+}
+
+/** FILE opened with O_DIRECT, its alignment and the native helpers; USAGE errors name --direct. */
+async function openDirect(file: string, readOnly: boolean): Promise<{ handle: FileHandle; alignment: DirectIoAlignment; io: DirectIo }> {
+  const io = directIo();
+  if (!io) throw new DisklessError('USAGE', 'option --direct is not allowed: the native addon (alignedBuffer, directIoAlignment) is not built; allowed: after `make build`', { field: '--direct', value: true, allowed: 'with the native addon' });
+  let handle: FileHandle;
+  try {
+    handle = await open(file, (readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_DIRECT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw openFailure(file, readOnly, err);
+    throw new DisklessError('USAGE', `option --direct is not allowed for ${JSON.stringify(file)}: its file system refuses O_DIRECT (EINVAL); allowed: a file on a file system with direct I/O (ext4, xfs, btrfs) or a block device`, { field: '--direct', value: file, allowed: 'file system with direct I/O' }, { cause: err });
+  }
+  // Kernels and file systems that do not report it get the largest alignment any of them asks.
+  const alignment = io.directIoAlignment(handle.fd) ?? { memory: MAX_DIRECT_ALIGNMENT, offset: MAX_DIRECT_ALIGNMENT };
+  try {
+    if (alignment.offset > MAX_DIRECT_ALIGNMENT) {
+      throw new DisklessError('USAGE', `option --direct is not allowed for ${JSON.stringify(file)}: direct I/O there needs ${alignment.offset}-byte alignment; allowed: at most ${MAX_DIRECT_ALIGNMENT}`, { field: '--direct', value: file, allowed: `alignment <= ${MAX_DIRECT_ALIGNMENT}` });
+    }
+    // Some file systems accept O_DIRECT at open and refuse the reads: try one now, not at the first client's.
+    await handle.read(io.alignedBuffer(alignment.offset, alignment.memory), 0, alignment.offset, 0).catch((err: NodeJS.ErrnoException) => {
+      throw new DisklessError('USAGE', `option --direct is not allowed for ${JSON.stringify(file)}: a direct read failed (${err.code ?? err.message}); allowed: a file on a file system with direct I/O (ext4, xfs, btrfs) or a block device`, { field: '--direct', value: file, allowed: 'file system with direct I/O' }, { cause: err });
+    });
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  return { handle, alignment, io };
+}
+
+/** The largest block size a volume has (and the direct I/O alignment assumed when none is reported). */
+const MAX_DIRECT_ALIGNMENT = 4096;
+
+/** FILE opened for the export; a failure is a USAGE error naming FILE and why. */
+async function openFile(file: string, readOnly: boolean): Promise<FileHandle> {
+  try {
+    return await open(file, readOnly ? fsc.O_RDONLY : fsc.O_RDWR);
+  } catch (err) {
+    throw openFailure(file, readOnly, err);
+  }
+}
+
+/** The USAGE error for a FILE that cannot be opened, naming it and the errno. */
+function openFailure(file: string, readOnly: boolean, err: unknown): DisklessError {
+  return new DisklessError('USAGE', `argument FILE: cannot open ${JSON.stringify(file)} ${readOnly ? 'read-only' : 'read-write'} (${(err as NodeJS.ErrnoException).code ?? ''}); allowed: a file this user can ${readOnly ? 'read' : 'read and write (or pass --read-only)'}`, { field: 'FILE', value: file, allowed: 'accessible file' }, { cause: err });
 }
 
 /** What is being served, opened: the device, what to call it, and what to close afterwards. */
@@ -169,7 +222,10 @@ export interface OpenedExport {
  * volume's; persistent reservations stay in memory unless --reservations names a file.
  */
 /** What `openExport` needs: the FILE or VOLUME argument and how to open it. */
-export type ExportSource = Pick<ExportIscsiOptions, 'file' | 'storage' | 'readOnly' | 'blockSize' | 'reservations'>;
+export type ExportSource = Pick<ExportIscsiOptions, 'file' | 'storage' | 'readOnly' | 'blockSize' | 'reservations'> & {
+  /** Read and write FILE with O_DIRECT (files only: a volume has its own store). */
+  readonly direct?: boolean;
+};
 
 async function openExportVolume(o: ExportSource, storage: StorageChoice, log: WarnLog): Promise<OpenedExport> {
   const { volume, snapshot } = parseVolumeOrSnapshot('argument VOLUME', o.file);
@@ -186,8 +242,11 @@ async function openExportVolume(o: ExportSource, storage: StorageChoice, log: Wa
 
 /** Opens FILE, or with `storage` the volume (or read-only snapshot) named by `file`. */
 export async function openExport(o: ExportSource, log: WarnLog): Promise<OpenedExport> {
-  if (o.storage !== undefined) return openExportVolume(o, o.storage, log);
-  const device = await openExportDevice(o.file, o.readOnly, o.blockSize, log);
+  if (o.storage !== undefined) {
+    if (o.direct) usage('--direct', 'true', 'only with a FILE: a volume is read through its store, which checks what it reads', `${o.file} is a volume`);
+    return openExportVolume(o, o.storage, log);
+  }
+  const device = await openExportDevice(o.file, o.readOnly, o.blockSize, log, o.direct ?? false);
   const reservations = o.reservations ?? ((await stat(o.file)).isFile() ? `${o.file}.reservations.json` : undefined);
   return { device, readOnly: o.readOnly, label: o.file, reservations };
 }
