@@ -2,10 +2,13 @@
  * `npm run bench:aoe` (root): the project's AoE initiator (src/clients/aoe) reads a 256 MiB
  * file served as an AoE target by our `diskless export aoe` and by vblade, on the same file,
  * over a veth pair between two network namespaces; RUNS runs each, alternating. Prints the
- * median MB/s of each, the ratio ours / vblade (goal >= 2.0), the server CPU seconds per run,
+ * median MB/s of each, the ratio ours / vblade (goal >= 2.0) for each storage mode, the server CPU seconds per run,
  * and the initiator's retransmissions. Every run's data is checked (SHA-256) against the file.
  *
- * Usage: node dist/bench/aoe.bench.js [--runs N] [--size-mib N] [--mtu 1500|9000] [--random] [--cold] [--window N]
+ * Usage: node dist/bench/aoe.bench.js [--runs N] [--size-mib N] [--mtu 1500|9000] [--random] [--cold] [--window N] [--storage cache|direct|both]
+ *   --storage: how both targets reach the file (default both, one after the other): `cache`
+ *   through the page cache (warm: the targets' per-frame CPU decides), `direct` with O_DIRECT
+ *   (ours --direct, vblade -d: every read is a disk read, and vblade makes them one at a time);
  *   --file PATH: serve this existing file instead of a new random one (e.g. a file in a
  *   zfs-fuse dataset, where every read is a FUSE round trip);
  *   --no-boot: skip the second part, the iPXE boot time over AoE, ours vs vblade with the same
@@ -35,6 +38,13 @@ const VETH_SERVER = 'da-bv0';
 const VETH_CLIENT = 'da-bv1';
 const CHUNK = 4 * 1024 * 1024;
 const execFileP = promisify(execFile);
+/** How both targets reach the file: through the page cache, or with O_DIRECT (ours --direct, vblade -d). */
+type StorageMode = 'cache' | 'direct';
+const STORAGE_MODES: readonly StorageMode[] = ['cache', 'direct'];
+const STORAGE_TITLES: Record<StorageMode, string> = {
+  cache: 'through the page cache',
+  direct: 'direct I/O, past the page cache (ours --direct, vblade -d): every read goes to the disk',
+};
 const here = fileURLToPath(import.meta.url);
 const cli = join(here, '..', '..', 'src', 'cli', 'main.js');
 
@@ -134,6 +144,9 @@ async function main(): Promise<void> {
   const pattern = args.includes('--random') ? 'random' : 'seq';
   const cold = args.includes('--cold');
   const window = opt('--window', 64);
+  const storageArg = args.indexOf('--storage');
+  const storage = storageArg >= 0 ? (args[storageArg + 1] === 'both' ? STORAGE_MODES : [args[storageArg + 1] as StorageMode]) : STORAGE_MODES;
+  if (!storage.every((m) => STORAGE_MODES.includes(m))) throw new Error(`--storage ${args[storageArg + 1]}: allowed: cache, direct, both`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-aoe-'));
   const given = args.indexOf('--file');
   const file = given >= 0 ? args[given + 1]! : join(dir, 'disk.img');
@@ -150,50 +163,56 @@ async function main(): Promise<void> {
   await createVethPair(VETH_SERVER, VETH_CLIENT, NS_SERVER, NS_CLIENT);
   await ipIn(NS_SERVER, 'link', 'set', VETH_SERVER, 'mtu', String(mtu));
   await ipIn(NS_CLIENT, 'link', 'set', VETH_CLIENT, 'mtu', String(mtu));
-  process.stdout.write(`bench:aoe: ${given >= 0 ? file : `${sizeMiB} MiB file`}, veth MTU ${mtu}, ${runs} run(s) each, alternating; our initiator reads the whole device ${pattern === 'random' ? 'in random order' : 'in order'}${cold ? ', the file dropped from the page cache before each run' : ', from the page cache'}\n`);
-  const results: Record<'ours' | 'vblade', { mbps: number[]; cpu: number[]; retransmits: number[]; window: number; spc: number }> = {
-    ours: { mbps: [], cpu: [], retransmits: [], window: 0, spc: 0 },
-    vblade: { mbps: [], cpu: [], retransmits: [], window: 0, spc: 0 },
-  };
+  process.stdout.write(`bench:aoe: ${given >= 0 ? file : `${sizeMiB} MiB file`}, veth MTU ${mtu}, ${runs} run(s) each, alternating; our initiator reads the whole device ${pattern === 'random' ? 'in random order' : 'in order'}${cold ? ', the file dropped from the page cache before each run' : ''}\n`);
+  const summary: string[] = [];
   try {
-    for (let run = 0; run < runs; run++) {
-      for (const who of ['ours', 'vblade'] as const) {
-        const server =
-          who === 'ours'
-            ? spawn('ip', ['netns', 'exec', NS_SERVER, process.execPath, cli, 'export', 'aoe', file, '--iface', VETH_SERVER, '--shelf', '1', '--slot', '1', '--state', join(dir, 'state.json')], { stdio: ['ignore', 'pipe', 'pipe'] })
-            : spawn('ip', ['netns', 'exec', NS_SERVER, 'vblade', '1', '2', VETH_SERVER, file], { stdio: ['ignore', 'pipe', 'pipe'] });
-        try {
-          await waitForLine(server, who === 'ours' ? 'serving e1.1' : 'pid', 15_000);
-          if (cold) await dropCache(file);
-          const cpu0 = cpuSeconds(server.pid!);
-          const r = await runClient(1, who === 'ours' ? 1 : 2, pattern, window);
-          if (r.sha256 !== expected) throw new Error(`${who}: data read back differs from the file (sha256 ${r.sha256} != ${expected})`);
-          const res = results[who];
-          res.cpu.push(cpuSeconds(server.pid!) - cpu0);
-          res.mbps.push(r.bytes / 1e6 / r.seconds);
-          res.retransmits.push(r.retransmits);
-          res.window = r.window;
-          res.spc = r.sectorsPerCommand;
-          process.stdout.write(`  run ${run + 1} ${who}: ${(r.bytes / 1e6 / r.seconds).toFixed(1)} MB/s (${r.seconds.toFixed(2)} s, ${r.retransmits} retransmits)\n`);
-        } finally {
-          await stop(server);
+    for (const mode of storage) {
+      process.stdout.write(`\n${STORAGE_TITLES[mode]}${mode === 'cache' ? (cold ? ' (dropped before each run: first reads wait for the disk)' : ' (the file is cached: no read waits for the disk)') : ''}\n`);
+      const results: Record<'ours' | 'vblade', { mbps: number[]; cpu: number[]; retransmits: number[]; window: number; spc: number }> = {
+        ours: { mbps: [], cpu: [], retransmits: [], window: 0, spc: 0 },
+        vblade: { mbps: [], cpu: [], retransmits: [], window: 0, spc: 0 },
+      };
+      const direct = mode === 'direct';
+      for (let run = 0; run < runs; run++) {
+        for (const who of ['ours', 'vblade'] as const) {
+          const server =
+            who === 'ours'
+              ? spawn('ip', ['netns', 'exec', NS_SERVER, process.execPath, cli, 'export', 'aoe', file, '--iface', VETH_SERVER, '--shelf', '1', '--slot', '1', '--state', join(dir, 'state.json'), ...(direct ? ['--direct'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] })
+              : spawn('ip', ['netns', 'exec', NS_SERVER, 'vblade', ...(direct ? ['-d'] : []), '1', '2', VETH_SERVER, file], { stdio: ['ignore', 'pipe', 'pipe'] });
+          try {
+            await waitForLine(server, who === 'ours' ? 'serving e1.1' : 'pid', 15_000);
+            if (cold) await dropCache(file);
+            const cpu0 = cpuSeconds(server.pid!);
+            const r = await runClient(1, who === 'ours' ? 1 : 2, pattern, window);
+            if (r.sha256 !== expected) throw new Error(`${who}: data read back differs from the file (sha256 ${r.sha256} != ${expected})`);
+            const res = results[who];
+            res.cpu.push(cpuSeconds(server.pid!) - cpu0);
+            res.mbps.push(r.bytes / 1e6 / r.seconds);
+            res.retransmits.push(r.retransmits);
+            res.window = r.window;
+            res.spc = r.sectorsPerCommand;
+            process.stdout.write(`  run ${run + 1} ${who}: ${(r.bytes / 1e6 / r.seconds).toFixed(1)} MB/s (${r.seconds.toFixed(2)} s, ${r.retransmits} retransmits)\n`);
+          } finally {
+            await stop(server);
+          }
         }
       }
+      const o = results.ours;
+      const v = results.vblade;
+      const ratio = median(o.mbps) / median(v.mbps);
+      process.stdout.write(
+        [
+          '',
+          '| target | MB/s (median) | server CPU s per run | retransmits | initiator window | sectors per command |',
+          '|---|---|---|---|---|---|',
+          `| diskless export aoe${direct ? ' --direct' : ''} | ${median(o.mbps).toFixed(1)} | ${median(o.cpu).toFixed(2)} | ${median(o.retransmits)} | ${o.window} | ${o.spc} |`,
+          `| vblade${direct ? ' -d' : ''} | ${median(v.mbps).toFixed(1)} | ${median(v.cpu).toFixed(2)} | ${median(v.retransmits)} | ${v.window} | ${v.spc} |`,
+          '',
+        ].join('\n'),
+      );
+      summary.push(`ours / vblade, ${direct ? 'direct I/O (ours --direct, vblade -d)' : 'through the page cache'}: ${ratio.toFixed(2)}x (goal >= 2.0x: ${ratio >= 2 ? 'met' : 'NOT met'})`);
     }
-    const o = results.ours;
-    const v = results.vblade;
-    process.stdout.write(
-      [
-        '',
-        '| target | MB/s (median) | server CPU s per run | retransmits | initiator window | sectors per command |',
-        '|---|---|---|---|---|---|',
-        `| diskless export aoe | ${median(o.mbps).toFixed(1)} | ${median(o.cpu).toFixed(2)} | ${median(o.retransmits)} | ${o.window} | ${o.spc} |`,
-        `| vblade | ${median(v.mbps).toFixed(1)} | ${median(v.cpu).toFixed(2)} | ${median(v.retransmits)} | ${v.window} | ${v.spc} |`,
-        '',
-        `ours / vblade: ${(median(o.mbps) / median(v.mbps)).toFixed(2)}x (goal >= 2.0x: ${median(o.mbps) / median(v.mbps) >= 2 ? 'met' : 'NOT met'})`,
-        '',
-      ].join('\n'),
-    );
+    process.stdout.write(`\n${summary.join('\n')}\n`);
   } finally {
     for (const ns of [NS_SERVER, NS_CLIENT]) await deleteNamespace(ns);
     rmSync(dir, { recursive: true, force: true });
