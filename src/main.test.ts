@@ -8,6 +8,9 @@ import { validateConfig } from './config/load-config.js';
 import { isDisklessError } from './errors/index.js';
 import { runServer } from './main.js';
 import { Metrics } from './observe/metrics.js';
+import { Inventory } from './control/inventory.js';
+import { CLI } from '../test/support/run-cli.js';
+import { createVbladeSegment } from '../test/support/vblade-segment.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -79,4 +82,32 @@ test('runServer: services disabled in config are not built; an already aborted s
   const none = await runServer(configFor(dataDir, await freePort()), { signal: aborted.signal });
   assert.deepEqual(none.services, []);
   await none.stopped;
+});
+
+test('runServer: an AoE export whose mask list follows the nodes is re-seeded live when the node list changes', { timeout: 120_000 }, async (t) => {
+  const seg = await createVbladeSegment({ sizeBytes: 4096, seed: 1 });
+  const dataDir = mkdtempSync(join(tmpdir(), 'dh-main-aoe-'));
+  t.after(async () => {
+    await seg.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const config = configFor(dataDir, await freePort(), { aoe: { enabled: true, interfaces: [seg.nearIf], exports: [{ volume: 'vol1', shelf: 5, slot: 1 }] } });
+  const controller = new AbortController();
+  const running = await runServer(config, { signal: controller.signal, metrics: new Metrics() });
+  t.after(async () => {
+    controller.abort();
+    await running.stopped;
+  });
+  const discover = async () => JSON.parse(await seg.exec(process.execPath, [CLI, 'aoe', 'discover', '--iface', seg.farIf, '--wait-ms', '300', '--json'])) as Array<{ shelf: number; slot: number }>;
+  assert.deepEqual(await discover(), [], 'the far end is not a node of vol1: the target is silent to it');
+  // A node with the far end's MAC now boots vol1 (a reload, an adoption): no restart needed.
+  running.control.setInventory(Inventory.fromConfig({ ...config, nodes: [...config.nodes, { ...config.nodes[0]!, name: 'pc2', mac: seg.farMac }] }));
+  let found: Array<{ shelf: number; slot: number }> = [];
+  for (let i = 0; i < 10 && found.length === 0; i++) found = await discover();
+  assert.deepEqual(found.map((f) => `e${f.shelf}.${f.slot}`), ['e5.1']);
+  assert.deepEqual(JSON.parse(readFileSync(join(dataDir, 'aoe', 'e5.1.json'), 'utf8')).mask, ['52:54:00:00:00:01', seg.farMac]);
+  // And off again when it is removed.
+  running.control.setInventory(Inventory.fromConfig(config));
+  for (let i = 0; i < 10 && found.length !== 0; i++) found = await discover();
+  assert.deepEqual(found, []);
 });

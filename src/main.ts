@@ -16,7 +16,7 @@ import { TftpServer } from './services/tftp/tftp-server.js';
 import { DhcpServer } from './services/dhcp/dhcp-server.js';
 import { IscsiServer } from './services/iscsi/iscsi-server.js';
 import { AoeServer } from './services/aoe/aoe-server.js';
-import { aoeTargetSpecs } from './control/aoe-exports.js';
+import { aoeTargetSpecs, reseedAoeTargets } from './control/aoe-exports.js';
 import { VolumeTargets } from './control/volume-targets.js';
 import { openStorageDriver, storageChoiceFromConfig } from './control/storage-choice.js';
 import { provisionBootFiles } from './control/provision-boot-files.js';
@@ -118,11 +118,10 @@ function volumeServices(w: Wiring): Service[] {
   if (!config.iscsi.enabled && !config.aoe.enabled) return [];
   const storage = storageChoiceFromConfig(config);
   const targets = VolumeTargets.fromConfig(config, () => openStorageDriver(storage, log), () => control.inventory, log);
-  return [
-    targets,
-    ...(config.iscsi.enabled ? [new IscsiServer({ address: config.iscsi.address, port: config.iscsi.port, targets, log, metrics })] : []),
-    ...(config.aoe.enabled ? [new AoeServer({ targets: () => aoeTargetSpecs(config, targets), bufferCount: config.aoe.bufferCount, log, metrics })] : []),
-  ];
+  const aoe = config.aoe.enabled ? new AoeServer({ targets: () => aoeTargetSpecs(config, targets, control.inventory), bufferCount: config.aoe.bufferCount, log, metrics }) : undefined;
+  // Mask lists that follow the node list follow it live (a reload or an adoption).
+  if (aoe) control.onInventory((inventory) => void reseedAoeTargets(config, aoe, inventory).catch((err: unknown) => log.error({ err }, 'AoE mask lists not re-seeded')));
+  return [targets, ...(config.iscsi.enabled ? [new IscsiServer({ address: config.iscsi.address, port: config.iscsi.port, targets, log, metrics })] : []), ...(aoe ? [aoe] : [])];
 }
 
 /**

@@ -12,7 +12,8 @@ import type { Logger } from '../observe/logger.js';
  * stops them in reverse order and exits 0. Without --config the embedded defaults are used.
  * Start-up failures (bad config, a port in use) exit non-zero with `error CODE: message`.
  * SIGHUP re-reads --config and applies its nodes and defaults.unknownNode live (adopting a
- * discovered machine needs no restart); other keys need a restart, and a bad file is logged
+ * discovered machine needs no restart; AoE exports whose mask list defaults to the nodes
+ * booting their volume are re-seeded from the new list); other keys need a restart, and a bad file is logged
  * and ignored, leaving the running inventory in place.
  */
 export function registerServeCommand(program: Command): void {

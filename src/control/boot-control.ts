@@ -47,6 +47,7 @@ export class BootControl implements BootPolicy, ScriptSource, Service {
   readonly name = 'control';
   readonly discovery: DiscoveryStore;
   private current: Inventory;
+  private readonly inventoryListeners: Array<(inventory: Inventory) => void> = [];
   private readonly arches = new Map<string, number>();
   private readonly log: Logger;
   private readonly metrics: Metrics;
@@ -73,6 +74,12 @@ export class BootControl implements BootPolicy, ScriptSource, Service {
   setInventory(inventory: Inventory): void {
     this.validate(inventory);
     this.current = inventory;
+    for (const listener of this.inventoryListeners) listener(inventory);
+  }
+
+  /** Calls `listener` after each `setInventory` (what follows the node list: AoE mask lists). */
+  onInventory(listener: (inventory: Inventory) => void): void {
+    this.inventoryListeners.push(listener);
   }
 
   async start(): Promise<void> {

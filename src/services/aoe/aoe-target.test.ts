@@ -229,6 +229,7 @@ test('Mac Mask List: edits are all-or-nothing, persisted, and a non-empty list s
   const r = await rig({ state, dir });
   const edit = (tag: number, from: string, ...d: Array<[number, string]>) => request(from, header(AoeCommand.macMaskList, tag), encodeMacMaskList({ command: MaskCommand.edit, error: 0, directives: d.map(([command, mac]) => ({ command, mac: macToBuffer(mac) })) }));
   r.target.handle(edit(1, A, [MaskDirective.add, A], [7, B]), r.link);
+  await settle();
   let a = answer(r);
   assert.ok(a.body?.command === AoeCommand.macMaskList);
   assert.equal(a.body.macMaskList.error, MaskError.badDirective);
@@ -270,6 +271,7 @@ test('Reserve/Release: only reserved initiators send ATA (IDENTIFY excepted) or 
   r.target.handle(request(B, header(AoeCommand.ata, 3), ata(AtaOpcode.identifyDevice, 0, 1, 0)), r.link);
   assert.equal(answer(r).f.header.error, 0);
   r.target.handle(rr(4, B, ReserveCommand.set, B), r.link);
+  await settle();
   assert.equal(answer(r).f.header.error, AoeError.targetReserved);
   r.target.handle(rr(5, B, ReserveCommand.read), r.link);
   a = answer(r);
@@ -282,6 +284,7 @@ test('Reserve/Release: only reserved initiators send ATA (IDENTIFY excepted) or 
   await settle();
   assert.equal(answer(r).f.header.error, 0);
   r.target.handle(rr(8, B, 5), r.link);
+  await settle();
   assert.equal(answer(r).f.header.error, AoeError.badArgument);
   await r.done();
 });
@@ -307,4 +310,44 @@ test('a 4096-byte-block device: unaligned sector reads and concurrent partial wr
   const now = readFileSync(r.file);
   for (let s = 0; s < 8; s++) assert.equal(now[(16 + s) * 512], 0x30 + s, `sector ${16 + s}`);
   await r.done();
+});
+
+test('mask, config and reserve requests in flight together each decide from the state the one before left (no lost update)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aoe-race-'));
+  const state = new FileAoeStateStore(join(dir, 'e7.3.json'));
+  const r = await rig({ state, dir });
+  const edit = (tag: number, mac: string) => request(A, header(AoeCommand.macMaskList, tag), encodeMacMaskList({ command: MaskCommand.edit, error: 0, directives: [{ command: MaskDirective.add, mac: macToBuffer(mac) }] }));
+  // All handled in one turn: every save is still running when the next request arrives.
+  r.target.handle(edit(1, A), r.link);
+  r.target.handle(edit(2, B), r.link);
+  r.target.handle(request(A, header(AoeCommand.queryConfig, 3), encodeQueryConfig({ bufferCount: 0, firmwareVersion: 0, sectorCount: 0, aoeVersion: 0, command: ConfigCommand.forceSet, config: Buffer.from('rack 4') })), r.link);
+  r.target.handle(request(A, header(AoeCommand.reserveRelease, 4), encodeReserveRelease({ command: ReserveCommand.set, macs: [macToBuffer(A)] })), r.link);
+  await settle();
+  assert.equal(r.sent.length, 4, 'every request answered');
+  r.target.handle(request(A, header(AoeCommand.macMaskList, 5), encodeMacMaskList({ command: MaskCommand.read, error: 0, directives: [] })), r.link);
+  assert.deepEqual(r.target.maskList, [A, B], 'both edits');
+  assert.equal(r.target.configString.toString(), 'rack 4');
+  assert.deepEqual(r.target.reserveList, [A]);
+  const read = answer(r);
+  assert.ok(read.body?.command === AoeCommand.macMaskList);
+  assert.deepEqual(read.body.macMaskList.directives.map((d) => d.mac.toString('hex')), ['52540000000a', '52540000000b'], 'a read after the edits sees them');
+  await r.done();
+  const saved = await state.load();
+  assert.deepEqual([saved?.mask, saved?.config.toString(), saved?.reserve], [[A, B], 'rack 4', [A]]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('reseed: a new configured allow list replaces the mask list (saved); the same list again leaves edits made over AoE alone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aoe-reseed-'));
+  const state = new FileAoeStateStore(join(dir, 'e7.3.json'));
+  const r = await rig({ state, dir, allow: [A] });
+  r.target.handle(request(A, header(AoeCommand.macMaskList, 1), encodeMacMaskList({ command: MaskCommand.edit, error: 0, directives: [{ command: MaskDirective.add, mac: macToBuffer(B) }] })), r.link);
+  await r.target.reseed([A.toUpperCase()]);
+  assert.deepEqual(r.target.maskList, [A, B], 'the configured list did not change: the edit stands');
+  await r.target.reseed([B, B]);
+  assert.deepEqual(r.target.maskList, [B]);
+  assert.deepEqual((await state.load())?.mask, [B]);
+  assert.deepEqual((await state.load())?.seededAllow, [B]);
+  await r.done();
+  rmSync(dir, { recursive: true, force: true });
 });

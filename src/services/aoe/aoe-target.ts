@@ -9,7 +9,7 @@ import { ATA_HEADER_LENGTH, AtaErrorBit, AtaStatus, POWER_MODE_ACTIVE, SECTOR_SI
 import { encodeIdentifyDevice } from '../../wire/aoe/identify-device.js';
 import { MaskCommand, MaskError, encodeMacMaskList, type MacMaskList } from '../../wire/aoe/mac-mask-list.js';
 import { ConfigCommand, MAX_CONFIG_STRING, QUERY_CONFIG_LENGTH, encodeQueryConfig, type QueryConfig } from '../../wire/aoe/query-config.js';
-import { encodeReserveRelease, type ReserveRelease } from '../../wire/aoe/reserve-release.js';
+import { ReserveCommand, encodeReserveRelease, type ReserveRelease } from '../../wire/aoe/reserve-release.js';
 import { macToBuffer } from '../../wire/ethernet/ethernet-frame.js';
 import { Crc32c } from '../../wire/checksum/crc32c.js';
 import { applyReserve, editMaskList, macText } from './access-lists.js';
@@ -137,14 +137,29 @@ export class AoeTarget {
    */
   async open(): Promise<void> {
     const saved = await this.o.state.load();
-    const allow = [...new Set((this.o.allow ?? []).map((m) => m.toLowerCase()))];
-    let state = saved ?? { config: Buffer.alloc(0), mask: allow, reserve: [], seededAllow: allow };
-    if (saved && !sameList(saved.seededAllow, allow)) {
-      this.o.log.info({ target: this.label, was: saved.mask, now: allow }, 'AoE mask list re-seeded: the configured allow list changed');
-      state = { ...saved, mask: allow, seededAllow: allow };
-    }
+    const allow = normalizeMacs(this.o.allow ?? []);
+    const state = saved ? this.reseeded(saved, allow) : { config: Buffer.alloc(0), mask: allow, reserve: [], seededAllow: allow };
     if (!saved || state !== saved) await this.o.state.save(state);
     this.setState(state);
+  }
+
+  /**
+   * Applies a new configured allow list while serving (the configuration was reloaded): the
+   * mask list is re-seeded from it if it differs from the list last seeded, as at `open`.
+   * Resolves once the change is saved, or refused (logged; the old list stays).
+   */
+  reseed(allow: readonly string[]): Promise<void> {
+    return this.afterChanges(async () => {
+      const next = this.reseeded(this.state, normalizeMacs(allow));
+      if (next !== this.state) await this.commit(next, () => undefined, () => undefined);
+    });
+  }
+
+  /** `state` with its mask list re-seeded from `allow` when the configured list changed, else `state` itself. */
+  private reseeded(state: AoeTargetState, allow: readonly string[]): AoeTargetState {
+    if (sameList(state.seededAllow, allow)) return state;
+    this.o.log.info({ target: this.label, was: state.mask, now: allow }, 'AoE mask list re-seeded: the configured allow list changed');
+    return { ...state, mask: allow, seededAllow: allow };
   }
 
   /** Stops answering; waits for state saves in progress. */
@@ -287,11 +302,13 @@ export class AoeTarget {
   // ---- Query Config, Mac Mask List, Reserve/Release ----
 
   private queryConfig(f: AoeFrame, link: AoeLink, qc: QueryConfig): void {
-    const d = decideQueryConfig(this.state.config, qc.command, qc.config);
-    if (!d.answer) return;
     const reply = (config: Buffer, error: number) => this.send(link, encodeAoeFrame(f.source, link.mac, responseHeader(f.header, error, this.address()), this.queryConfigArg(link, qc.command, config)));
-    if (!d.changed) return reply(d.config, d.error);
-    this.change({ ...this.state, config: d.config }, () => reply(d.config, 0), () => reply(this.state.config, AoeError.deviceUnavailable));
+    this.decide(qc.command === ConfigCommand.setIfEmpty || qc.command === ConfigCommand.forceSet, async () => {
+      const d = decideQueryConfig(this.state.config, qc.command, qc.config);
+      if (!d.answer) return;
+      if (!d.changed) return reply(d.config, d.error);
+      await this.commit({ ...this.state, config: d.config }, () => reply(d.config, 0), () => reply(this.state.config, AoeError.deviceUnavailable));
+    });
   }
 
   private queryConfigArg(link: AoeLink, command: number, config: Buffer): Buffer {
@@ -301,34 +318,55 @@ export class AoeTarget {
   private macMask(f: AoeFrame, link: AoeLink, m: MacMaskList): void {
     const reply = (error: number, list: readonly string[], count?: number) =>
       this.send(link, encodeAoeFrame(f.source, link.mac, responseHeader(f.header, 0, this.address()), encodeMacMaskList({ command: m.command, error, directives: count === undefined ? list.map((mac) => ({ command: 0, mac: macToBuffer(mac) })) : [], ...(count === undefined ? {} : { count }) })));
+    if (m.command !== MaskCommand.read && m.command !== MaskCommand.edit) return this.answerError(f, link, AoeError.badArgument);
     if (m.command === MaskCommand.read) return reply(MaskError.none, this.state.mask);
-    if (m.command !== MaskCommand.edit) return this.answerError(f, link, AoeError.badArgument);
-    const r = editMaskList(this.state.mask, m.directives);
-    if (!r.ok) return reply(r.error, [], r.index);
-    if (sameList(r.list, this.state.mask)) return reply(MaskError.none, this.state.mask);
-    this.change({ ...this.state, mask: r.list }, () => reply(MaskError.none, r.list), () => reply(MaskError.unspecified, [], 0));
+    this.afterChanges(async () => {
+      const r = editMaskList(this.state.mask, m.directives);
+      if (!r.ok) return reply(r.error, [], r.index);
+      if (sameList(r.list, this.state.mask)) return reply(MaskError.none, this.state.mask);
+      await this.commit({ ...this.state, mask: r.list }, () => reply(MaskError.none, r.list), () => reply(MaskError.unspecified, [], 0));
+    });
   }
 
   private reserve(f: AoeFrame, link: AoeLink, source: string, rr: ReserveRelease): void {
-    const r = applyReserve(this.state.reserve, rr.command, rr.macs, source);
-    if (!r.ok) return this.answerError(f, link, r.aoeError);
     const reply = (list: readonly string[]) => this.send(link, encodeAoeFrame(f.source, link.mac, responseHeader(f.header, 0, this.address()), encodeReserveRelease({ command: rr.command, macs: list.map(macToBuffer) })));
-    if (sameList(r.list, this.state.reserve)) return reply(this.state.reserve);
-    this.change({ ...this.state, reserve: r.list }, () => reply(r.list), () => this.answerError(f, link, AoeError.deviceUnavailable));
+    this.decide(rr.command !== ReserveCommand.read, async () => {
+      const r = applyReserve(this.state.reserve, rr.command, rr.macs, source);
+      if (!r.ok) return this.answerError(f, link, r.aoeError);
+      if (sameList(r.list, this.state.reserve)) return reply(this.state.reserve);
+      await this.commit({ ...this.state, reserve: r.list }, () => reply(r.list), () => this.answerError(f, link, AoeError.deviceUnavailable));
+    });
   }
 
-  /** Saves `next`, then applies it and calls `ok`; on a failed save keeps the old state and calls `failed`. One change at a time. */
-  private change(next: AoeTargetState, ok: () => void, failed: () => void): void {
-    this.stateChain = this.stateChain.then(async () => {
-      try {
-        await this.o.state.save(next);
-      } catch (err) {
-        this.o.log.error({ target: this.label, err }, 'AoE target state not saved: change refused');
-        return failed();
-      }
-      this.setState(next);
-      ok();
+  /** A request that may change the state waits for the changes before it (afterChanges); one that only reads is answered now, from the state as last saved. */
+  private decide(changes: boolean, step: () => Promise<void>): void {
+    if (changes) void this.afterChanges(step);
+    else step().catch((err: unknown) => this.o.log.error({ target: this.label, err }, 'AoE state request failed'));
+  }
+
+  /**
+   * Runs `step` once every earlier Query Config, mask or reserve request has been decided and
+   * its change saved or refused: each decides from the state as it is then, so two edits in
+   * flight cannot both start from the same old list (the second would undo the first).
+   */
+  private afterChanges(step: () => Promise<void> | void): Promise<void> {
+    const run = this.stateChain.then(async () => {
+      if (!this.closed) await step();
     });
+    this.stateChain = run.catch((err: unknown) => this.o.log.error({ target: this.label, err }, 'AoE state request failed'));
+    return this.stateChain;
+  }
+
+  /** Saves `next`, then applies it and calls `ok`; on a failed save keeps the old state and calls `failed`. Inside afterChanges only. */
+  private async commit(next: AoeTargetState, ok: () => void, failed: () => void): Promise<void> {
+    try {
+      await this.o.state.save(next);
+    } catch (err) {
+      this.o.log.error({ target: this.label, err }, 'AoE target state not saved: change refused');
+      return failed();
+    }
+    this.setState(next);
+    ok();
   }
 
   private setState(state: AoeTargetState): void {
@@ -373,4 +411,9 @@ function macNumber(mac: string): number {
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** MAC texts lower-cased, duplicates dropped, in first-seen order. */
+function normalizeMacs(macs: readonly string[]): string[] {
+  return [...new Set(macs.map((m) => m.toLowerCase()))];
 }
