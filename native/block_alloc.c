@@ -66,7 +66,8 @@ static const char *errno_name(int err) {
   }
 }
 
-static napi_value errno_error(napi_env env, const char *syscall, int err) {
+/* An Error for a failed system call: code = errno name, plus errno and syscall (shared with direct_io.c). */
+napi_value errno_error(napi_env env, const char *syscall, int err) {
   char message[160];
   const char *name = errno_name(err);
   snprintf(message, sizeof message, "%s failed: %s (%s)", syscall, name, strerror(err));

@@ -29,20 +29,8 @@
 /* Largest buffer handed out (1 GiB): far above any read a target issues. */
 #define MAX_ALIGNED_LENGTH (1024.0 * 1024 * 1024)
 
-static napi_value errno_error(napi_env env, const char *syscall, int err) {
-  char message[160];
-  const char *name = err == EBADF ? "EBADF" : err == ENOMEM ? "ENOMEM" : err == ENOSYS ? "ENOSYS" : err == EINVAL ? "EINVAL" : "EIO";
-  snprintf(message, sizeof message, "%s failed: %s (%s)", syscall, name, strerror(err));
-  napi_value code, msg, error, v;
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_create_int32(env, err, &v);
-  napi_set_named_property(env, error, "errno", v);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, error, "syscall", v);
-  return error;
-}
+/* block_alloc.c: an Error whose code is the errno name, with errno and syscall. */
+napi_value errno_error(napi_env env, const char *syscall, int err);
 
 static int get_integer(napi_env env, napi_value v, double min, double max, double *out) {
   napi_valuetype t;

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,25 @@ import { parseExportAoeOptions } from './export-aoe-command.js';
 import { parseMac } from './option-values.js';
 import { AoeInitiator } from '../clients/aoe/aoe-initiator.js';
 import { createVbladeSegment } from '../../test/support/vblade-segment.js';
+
+/** Resolves once `export aoe` prints `serving ADDRESS on`; what it printed so far stays readable in `text`. */
+async function untilServing(child: ChildProcessByStdio<null, Readable, Readable>, address: string): Promise<{ readonly text: string }> {
+  const output = { text: '' };
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  await new Promise<void>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`export did not start: ${output.text} ${err}`)), 15_000);
+    child.stdout.on('data', (d) => {
+      output.text += d;
+      if (output.text.includes(`serving ${address} on `)) {
+        clearTimeout(timer);
+        done();
+      }
+    });
+    child.once('exit', (code) => fail(new Error(`export exited with ${code}: ${err}`)));
+  });
+  return output;
+}
 
 const flags = { readOnly: false, blockSize: '512', sync: false, direct: false, bufferCount: '64', logLevel: 'warn' };
 
@@ -65,22 +85,9 @@ test('diskless export aoe: serves a file on a veth until SIGTERM, announces it, 
   const peer = await startRawPeer(ns, remote, EtherType.aoe);
   try {
     const child = spawn(process.execPath, [CLI, 'export', 'aoe', file, '--iface', local, '--shelf', '9', '--slot', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    await new Promise<void>((done, fail) => {
-      const timer = setTimeout(() => fail(new Error(`export did not start: ${out} ${err}`)), 15_000);
-      child.stdout.on('data', (d) => {
-        out += d;
-        if (/serving e9\.8 on /.test(out)) {
-          clearTimeout(timer);
-          done();
-        }
-      });
-      child.once('exit', (code) => fail(new Error(`export exited with ${code}: ${err}`)));
-    });
-    assert.match(out, /exporting .*disk\.img \(1048576 bytes, 512-byte blocks\) as e9\.8, 64 buffers/);
-    assert.match(out, /MTU 1500, 2 sectors per frame/);
+    const output = await untilServing(child, 'e9.8');
+    assert.match(output.text, /exporting .*disk\.img \(1048576 bytes, 512-byte blocks\) as e9\.8, 64 buffers/);
+    assert.match(output.text, /MTU 1500, 2 sectors per frame/);
     let frames: string[] = [];
     for (let i = 0; i < 50 && frames.length === 0; i++) {
       frames = (await peer.request({ op: 'received' })).frames ?? [];
@@ -92,7 +99,7 @@ test('diskless export aoe: serves a file on a veth until SIGTERM, announces it, 
     const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
-    assert.match(out, /stopping/);
+    assert.match(output.text, /stopping/);
     assert.equal(JSON.parse(readFileSync(`${file}.aoe.json`, 'utf8')).format, 'diskless-aoe-target');
   } finally {
     await peer.stop();
@@ -108,21 +115,8 @@ test('diskless export aoe --direct: our initiator reads and writes a file throug
   const child = spawn('ip', ['netns', 'exec', seg.ns, process.execPath, CLI, 'export', 'aoe', seg.file, '--iface', seg.farIf, '--shelf', '3', '--slot', '1', '--direct', '--state', join(seg.dir, 'state.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
   const aoe = new AoeInitiator({ ifname: seg.nearIf, shelf: 3, slot: 1 });
   try {
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    await new Promise<void>((done, fail) => {
-      const timer = setTimeout(() => fail(new Error(`export did not start: ${out} ${err}`)), 15_000);
-      child.stdout.on('data', (d) => {
-        out += d;
-        if (/serving e3\.1 on /.test(out)) {
-          clearTimeout(timer);
-          done();
-        }
-      });
-      child.once('exit', (code) => fail(new Error(`export exited with ${code}: ${err}`)));
-    });
-    assert.match(out, /\(2097152 bytes, (512|4096)-byte blocks, direct I\/O\) as e3\.1/);
+    const output = await untilServing(child, 'e3.1');
+    assert.match(output.text, /\(2097152 bytes, (512|4096)-byte blocks, direct I\/O\) as e3\.1/);
     const expected = readFileSync(seg.file);
     assert.ok((await aoe.read(0, size / 512)).equals(expected), 'the whole file, read with many commands in flight');
     // Writes of 1-3 sectors at odd sectors (inside a 4096-byte block when that is the alignment), then read back.
