@@ -102,7 +102,9 @@ function schemaAt(schema: TSchema, pointer: string, _root: unknown): TSchema | u
   return cur;
 }
 
-/** Canonical forms the rest of the code relies on: lower-case colon MACs. */
+/** Canonical forms the rest of the code relies on: lower-case colon MACs (nodes, AoE allow lists). */
 function normalise(config: Config): void {
-  for (const node of config.nodes) node.mac = node.mac.toLowerCase().replace(/-/g, ':');
+  const canonical = (mac: string) => mac.toLowerCase().replace(/-/g, ':');
+  for (const node of config.nodes) node.mac = canonical(node.mac);
+  for (const e of config.aoe.exports) if (e.allow) e.allow = e.allow.map(canonical);
 }

@@ -8,9 +8,9 @@ import type { VolumeTargets } from './volume-targets.js';
 
 type AoeExport = Config['aoe']['exports'][number];
 
-/** An export's configured allow list: its own `allow`, else the MACs of the nodes booting its volume. */
-function exportAllow(e: AoeExport, nodes: Inventory['nodes']): string[] {
-  return (e.allow ?? nodes.filter((n) => n.volume === e.volume).map((n) => n.mac)).map((m) => m.toLowerCase().replace(/-/g, ':'));
+/** An export's configured allow list: its own `allow`, else the MACs of the nodes booting its volume (both canonical since the config was loaded). */
+function exportAllow(e: AoeExport, nodes: Inventory['nodes']): readonly string[] {
+  return e.allow ?? nodes.filter((n) => n.volume === e.volume).map((n) => n.mac);
 }
 
 /**

@@ -8,7 +8,7 @@ import type { ScriptSource } from '../services/http/script-source.js';
 import type { Service } from '../services/service.js';
 import { firmwareBootFile } from './boot-file.js';
 import { DiscoveryStore } from './discovery-store.js';
-import { Inventory } from './inventory.js';
+import { canonicalMac, Inventory } from './inventory.js';
 import { renderIpxeScript, type BootScript } from './ipxe-script.js';
 
 export interface BootControlOptions {
@@ -193,7 +193,7 @@ export class BootControl implements BootPolicy, ScriptSource, Service {
   }
 
   private async unknownScript(policy: 'exit' | 'menu' | 'discovery', mac: string, clientIp: string): Promise<BootScript> {
-    const canonical = mac.toLowerCase().replace(/-/g, ':');
+    const canonical = canonicalMac(mac);
     switch (policy) {
       case 'exit':
         return { kind: 'exit', mac: canonical };

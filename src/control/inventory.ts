@@ -34,6 +34,7 @@ export class Inventory {
   }
 }
 
-function canonicalMac(mac: string): string {
+/** A MAC as the inventory keys it: lower case, colons (DHCP and HTTP hand them in either form). */
+export function canonicalMac(mac: string): string {
   return mac.toLowerCase().replace(/-/g, ':');
 }

@@ -318,9 +318,9 @@ export class AoeTarget {
   private macMask(f: AoeFrame, link: AoeLink, m: MacMaskList): void {
     const reply = (error: number, list: readonly string[], count?: number) =>
       this.send(link, encodeAoeFrame(f.source, link.mac, responseHeader(f.header, 0, this.address()), encodeMacMaskList({ command: m.command, error, directives: count === undefined ? list.map((mac) => ({ command: 0, mac: macToBuffer(mac) })) : [], ...(count === undefined ? {} : { count }) })));
-    if (m.command !== MaskCommand.read && m.command !== MaskCommand.edit) return this.answerError(f, link, AoeError.badArgument);
     if (m.command === MaskCommand.read) return reply(MaskError.none, this.state.mask);
-    this.afterChanges(async () => {
+    if (m.command !== MaskCommand.edit) return this.answerError(f, link, AoeError.badArgument);
+    this.decide(true, async () => {
       const r = editMaskList(this.state.mask, m.directives);
       if (!r.ok) return reply(r.error, [], r.index);
       if (sameList(r.list, this.state.mask)) return reply(MaskError.none, this.state.mask);
